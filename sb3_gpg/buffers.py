@@ -1,0 +1,240 @@
+"""Rollout buffers that hold a group and compute GPG's group-baseline advantages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_gpg.binning import Binning, make_binning
+from sb3_gpg.estimator import GroupStats, group_advantages
+
+TensorObs = th.Tensor | dict[str, th.Tensor]
+
+
+class GroupRolloutBufferSamples(NamedTuple):
+    observations: TensorObs
+    actions: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+
+
+class GroupRolloutBuffer(RolloutBuffer):
+    """
+    Rollout buffer for GPG: it stores a group of trajectories with each step's episode time, and computes
+    advantages with the binned group baseline of Algorithm 2 instead of GAE. There are no values.
+
+    The buffer grows past ``buffer_size`` rows when a rollout needs more (complete-episode collection),
+    and only the steps marked ``valid`` enter the group and the minibatches.
+
+    :param buffer_size: Number of steps per env of a rollout (``n_steps``); the initial capacity.
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param device: PyTorch device of the sampled minibatches
+    :param gae_lambda: Accepted for SB3 compatibility and must be 1: GPG uses Monte Carlo returns.
+    :param gamma: Discount factor of the returns
+    :param n_envs: Number of parallel environments
+    :param binning: A :class:`~sb3_gpg.binning.Binning`, a binning name or a callable (see
+        :func:`~sb3_gpg.binning.make_binning`).
+    :param bin_size: Cell size ε of the spatial binnings when ``binning`` is a name.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1.0,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+        binning: Binning | str | Callable = "time",
+        bin_size: float | Sequence[float] = 1.0,
+    ):
+        if gae_lambda != 1.0:
+            raise ValueError(f"gae_lambda={gae_lambda!r}: GPG has no value function and uses Monte Carlo returns (1).")
+        self.binning = binning if isinstance(binning, Binning) else make_binning(binning, observation_space, bin_size)
+        self.group_stats: GroupStats | None = None
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
+
+    # --- observation storage (the Dict variant overrides these three) ---
+    def _empty_observations(self, rows: int) -> np.ndarray:
+        return np.zeros((rows, self.n_envs, *self.obs_shape), dtype=self.observation_space.dtype)
+
+    def _store_observations(self, obs: np.ndarray) -> None:
+        # Discrete observations come as (n_envs,) and must be stored as (n_envs, 1), as in SB3.
+        self.observations[self.pos] = np.asarray(obs).reshape((self.n_envs, *self.obs_shape))
+
+    def _map_observations(self, fn: Callable[[np.ndarray], np.ndarray]):
+        return fn(self.observations)
+
+    def reset(self) -> None:
+        rows = self.buffer_size
+        self.observations = self._empty_observations(rows)
+        self.actions = np.zeros((rows, self.n_envs, self.action_dim), dtype=self.action_space.dtype)
+        self.rewards = np.zeros((rows, self.n_envs), dtype=np.float32)
+        self.episode_starts = np.zeros((rows, self.n_envs), dtype=bool)
+        self.episode_times = np.zeros((rows, self.n_envs), dtype=np.int64)
+        self.valid = np.ones((rows, self.n_envs), dtype=bool)
+        self.log_probs = np.zeros((rows, self.n_envs), dtype=np.float32)
+        self.returns = np.zeros((rows, self.n_envs), dtype=np.float32)
+        self.advantages = np.zeros((rows, self.n_envs), dtype=np.float32)
+        self.generator_ready = False
+        self._tensors: dict | None = None
+        self.group_stats = None
+        self.pos = 0
+        self.full = False
+
+    def _grow(self) -> None:
+        """Double the capacity, keeping what is stored (complete-episode rollouts of unknown length)."""
+        extra = self.buffer_size
+
+        def grow(array: np.ndarray) -> np.ndarray:
+            return np.concatenate((array, np.zeros((extra, *array.shape[1:]), dtype=array.dtype)))
+
+        self.observations = self._map_observations(lambda obs: grow(obs))
+        for name in ("actions", "rewards", "episode_starts", "episode_times", "log_probs", "returns", "advantages"):
+            setattr(self, name, grow(getattr(self, name)))
+        self.valid = np.concatenate((self.valid, np.ones((extra, self.n_envs), dtype=bool)))
+        self.buffer_size += extra
+
+    def add(  # type: ignore[override]
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: np.ndarray,
+        episode_start: np.ndarray,
+        log_prob: th.Tensor,
+        episode_time: np.ndarray,
+        valid: np.ndarray | None = None,
+    ) -> None:
+        """
+        :param obs: Observation
+        :param action: Action
+        :param reward: Reward
+        :param episode_start: Whether the observation is the first of an episode
+        :param log_prob: Log probability of the action under the rollout policy
+        :param episode_time: Steps since each env's episode reset (0 on the first step)
+        :param valid: Which envs' steps belong to the group (default: all)
+        """
+        if self.pos == self.buffer_size:
+            self._grow()
+        self._store_observations(obs)
+        self.actions[self.pos] = np.asarray(action).reshape((self.n_envs, self.action_dim))
+        self.rewards[self.pos] = reward
+        self.episode_starts[self.pos] = episode_start
+        self.episode_times[self.pos] = episode_time
+        if valid is not None:
+            self.valid[self.pos] = valid
+        self.log_probs[self.pos] = log_prob.detach().cpu().numpy().reshape(self.n_envs)
+        self.pos += 1
+        if self.pos == self.buffer_size:
+            self.full = True
+
+    def compute_returns_and_advantage(self) -> GroupStats:  # type: ignore[override]
+        """
+        Compute Monte Carlo returns and the binned group-baseline advantages of the stored rollout.
+
+        Unlike PPO's version this takes no last values: with no critic there is no bootstrap, and the
+        returns of trajectories cut by the end of the rollout are truncated (see the collection modes of
+        :class:`~sb3_gpg.GPG`).
+
+        :return: The group's statistics.
+        """
+        rows = self.pos
+        n = rows * self.n_envs
+        observations = self._map_observations(lambda obs: obs[:rows].reshape(n, *obs.shape[2:]))
+        keys = self.binning(observations, self.episode_times[:rows].reshape(n))
+        estimate = group_advantages(
+            self.rewards[:rows],
+            self.episode_starts[:rows],
+            keys.reshape(rows, self.n_envs, -1),
+            self.gamma,
+            keys_include_time=self.binning.keys_include_time,
+            valid=self.valid[:rows],
+        )
+        self.returns[:rows] = estimate.returns
+        self.advantages[:rows] = estimate.advantages
+        self.group_stats = estimate.stats
+        self.full = True
+        return estimate.stats
+
+    def _flat_tensors(self) -> dict:
+        """The group's steps, flattened and converted to tensors once per rollout (not per minibatch)."""
+        rows = self.pos
+        keep = self.valid[:rows].T.reshape(-1)
+
+        def flat(array: np.ndarray, dtype=None) -> th.Tensor:
+            # Env-major order as SB3's swap_and_flatten, without its trailing axis for per-step scalars.
+            array = array[:rows].swapaxes(0, 1).reshape(-1, *array.shape[2:])[keep]
+            return self.to_torch(array if dtype is None else array.astype(dtype, copy=False), copy=False)
+
+        return dict(
+            observations=self._map_observations(flat),
+            # Cast to float32 as SB3 does (the policy converts discrete actions back to long).
+            actions=flat(self.actions, np.float32),
+            old_log_prob=flat(self.log_probs),
+            advantages=flat(self.advantages),
+            returns=flat(self.returns),
+        )
+
+    def get(self, batch_size: int | None = None) -> Generator[GroupRolloutBufferSamples, None, None]:  # type: ignore[override]
+        assert self.full, "compute_returns_and_advantage() must run before sampling"
+        if not self.generator_ready:
+            self._tensors = self._flat_tensors()
+            self.generator_ready = True
+        tensors = self._tensors
+        assert tensors is not None
+        n_samples = len(tensors["advantages"])
+        # np.random (seeded by SB3's set_random_seed) keeps runs reproducible like SB3's own buffers.
+        indices = th.as_tensor(np.random.permutation(n_samples), device=self.device)
+        batch_size = n_samples if batch_size is None else batch_size
+        for start in range(0, n_samples, batch_size):
+            yield self._get_samples(indices[start : start + batch_size])
+
+    def _get_samples(self, batch_inds: th.Tensor, env: VecNormalize | None = None) -> GroupRolloutBufferSamples:  # type: ignore[override]
+        tensors = self._tensors
+        assert tensors is not None
+        observations = tensors["observations"]
+        if isinstance(observations, dict):
+            observations = {key: obs[batch_inds] for key, obs in observations.items()}
+        else:
+            observations = observations[batch_inds]
+        return GroupRolloutBufferSamples(
+            observations,
+            tensors["actions"][batch_inds],
+            tensors["old_log_prob"][batch_inds],
+            tensors["advantages"][batch_inds],
+            tensors["returns"][batch_inds],
+        )
+
+
+class GroupDictRolloutBuffer(GroupRolloutBuffer):
+    """
+    :class:`GroupRolloutBuffer` for ``Dict`` observation spaces (``MultiInputPolicy``).
+
+    Binning functions receive the observations as a dict of arrays.
+    """
+
+    observation_space: spaces.Dict
+    obs_shape: dict[str, tuple[int, ...]]  # type: ignore[assignment]
+    observations: dict[str, np.ndarray]  # type: ignore[assignment]
+
+    def _empty_observations(self, rows: int) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return {
+            key: np.zeros((rows, self.n_envs, *shape), dtype=self.observation_space[key].dtype)
+            for key, shape in self.obs_shape.items()
+        }
+
+    def _store_observations(self, obs: dict[str, np.ndarray]) -> None:  # type: ignore[override]
+        for key, shape in self.obs_shape.items():
+            self.observations[key][self.pos] = np.asarray(obs[key]).reshape((self.n_envs, *shape))
+
+    def _map_observations(self, fn: Callable[[np.ndarray], np.ndarray]):
+        return {key: fn(obs) for key, obs in self.observations.items()}

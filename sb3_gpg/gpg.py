@@ -1,0 +1,506 @@
+"""Group Policy Gradient (GPG): PPO with the critic replaced by a binned group Monte Carlo baseline."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_gpg.binning import BinningCallable, make_binning
+from sb3_gpg.buffers import GroupDictRolloutBuffer, GroupRolloutBuffer
+from sb3_gpg.estimator import GroupStats
+from sb3_gpg.policies import NO_CRITIC, CnnPolicy, CriticFreePolicy, MlpPolicy, MultiInputPolicy, actor_net_arch
+
+SelfGPG = TypeVar("SelfGPG", bound="GPG")
+
+CRITIC_ARGUMENTS = ("gae_lambda", "vf_coef", "clip_range_vf")
+COLLECTION_MODES = ("window", "episodes")
+# Hyperparameters a PPO model hands to GPG.from_ppo (the critic's are dropped).
+_PPO_SHARED_HYPERPARAMETERS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "clip_range",
+    "normalize_advantage",
+    "ent_coef",
+    "max_grad_norm",
+    "use_sde",
+    "sde_sample_freq",
+    "target_kl",
+    "stats_window_size",
+)
+
+
+class GPG(PPO):
+    """
+    Group Policy Gradient (GPG), arXiv 2510.03679.
+
+    PPO's clipped surrogate with the learned value function replaced by a group Monte Carlo baseline: the
+    returns of the parallel trajectories of a rollout are binned by ``f(s, t)`` and each step's advantage is
+    its return minus the mean first-visit return of its bin (paper Algorithm 2). There is no critic: no
+    value network, no value loss, no GAE. Arguments keep PPO's names and defaults.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: The learning rate, it can be a function
+        of the current progress remaining (from 1 to 0)
+    :param n_steps: The number of steps to run for each environment per update; the group is the
+        ``n_envs`` parallel envs' trajectories of one rollout. With ``collection="episodes"`` it is the
+        minimum: each env then runs on until its current episode ends.
+    :param batch_size: Minibatch size
+    :param n_epochs: Number of epoch when optimizing the surrogate loss
+    :param gamma: Discount factor of the Monte Carlo returns
+    :param clip_range: Clipping parameter, it can be a function of the current progress
+        remaining (from 1 to 0).
+    :param normalize_advantage: Whether to normalize or not the advantage (per minibatch, as PPO)
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
+        instead of action noise exploration (default: False)
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
+        Default: -1 (only sample at the beginning of the rollout)
+    :param rollout_buffer_class: Rollout buffer class to use, a subclass of
+        :class:`~sb3_gpg.buffers.GroupRolloutBuffer`. If ``None``, it will be automatically selected.
+    :param rollout_buffer_kwargs: Keyword arguments to pass to the rollout buffer on creation
+    :param target_kl: Limit the KL divergence between updates (see PPO)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+        the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation. ``net_arch`` lists
+        the actor's layers only.
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
+        debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param binning: The binning function ``f(s, t)``: ``"time"`` (``f = t``, the paper's default),
+        ``"none"`` (one universal bin, GRPO outcome supervision / REINFORCE++), ``"space"``
+        (``round(s / bin_size)`` per dimension, ``Box`` observations), ``"space_time"``
+        (``(round(s / bin_size), t)``), ``"state"`` (``f = s``, discrete observations) or a callable
+        ``f(observations, episode_times) -> keys`` returning one key (or row of keys) per step.
+    :param bin_size: The cell size ε of the ``"space"`` and ``"space_time"`` binnings: a float, or one
+        value per observation dimension.
+    :param collection: How a rollout collects the group. ``"window"`` (SB3's usual ``n_steps`` per env):
+        trajectories still running when the window closes get truncated returns, a bias the paper accepts.
+        ``"episodes"``: every env starts from a reset and runs whole episodes until it has taken at least
+        ``n_steps`` steps and its episode ends; no truncated return enters the estimator, as Prop. 2 assumes.
+        Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: CriticFreePolicy  # type: ignore[assignment]
+    rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[CriticFreePolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        clip_range: float | Schedule = 0.2,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+        binning: str | BinningCallable = "time",
+        bin_size: float | Sequence[float] = 1.0,
+        collection: str = "window",
+        **kwargs: Any,
+    ):
+        critic_arguments = [name for name in CRITIC_ARGUMENTS if name in kwargs]
+        if critic_arguments:
+            raise ValueError(
+                f"{', '.join(critic_arguments)} configure a critic, but {NO_CRITIC}: remove "
+                f"{'it' if len(critic_arguments) == 1 else 'them'} (critic arguments: {', '.join(CRITIC_ARGUMENTS)})."
+            )
+        if kwargs:
+            raise TypeError(f"GPG.__init__() got unexpected keyword arguments {sorted(kwargs)}")
+        if collection not in COLLECTION_MODES:
+            raise ValueError(f"Unknown collection={collection!r}: valid modes are {', '.join(COLLECTION_MODES)}.")
+        if isinstance(policy, type) and not issubclass(policy, CriticFreePolicy):
+            raise ValueError(
+                f"policy={policy.__name__} is not critic-free: GPG needs a CriticFreePolicy "
+                f"({', '.join(self.policy_aliases)} or a subclass of sb3_gpg.policies.CriticFreePolicy)."
+            )
+        if policy_kwargs and "net_arch" in policy_kwargs:
+            actor_net_arch(policy_kwargs["net_arch"])  # refuse a critic's layers before anything is built
+        self.binning = binning
+        self.bin_size = bin_size
+        self.collection = collection
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=1.0,
+            clip_range=clip_range,
+            clip_range_vf=None,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=0.0,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self._episode_time: np.ndarray | None = None
+        self._warned_no_signal = False
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        # OnPolicyAlgorithm._setup_model, with GPG's buffer (built with the binning) and no critic.
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        binning = make_binning(self.binning, self.observation_space, self.bin_size)
+        if self.rollout_buffer_class is None:
+            is_dict = isinstance(self.observation_space, spaces.Dict)
+            self.rollout_buffer_class = GroupDictRolloutBuffer if is_dict else GroupRolloutBuffer
+        elif not issubclass(self.rollout_buffer_class, GroupRolloutBuffer):
+            raise ValueError(
+                f"rollout_buffer_class={self.rollout_buffer_class.__name__} cannot compute group baselines: "
+                "use sb3_gpg.buffers.GroupRolloutBuffer, GroupDictRolloutBuffer or a subclass."
+            )
+        self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[call-arg]
+            self.n_steps,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            n_envs=self.n_envs,
+            binning=binning,
+            **self.rollout_buffer_kwargs,
+        )
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        self._maybe_recommend_cpu(mlp_class_name=CriticFreePolicy.__name__)
+        self.clip_range = FloatSchedule(self.clip_range)
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        env_resets = reset_num_timesteps or self._last_obs is None
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        # Episode time counts steps since the env's reset and is carried across rollouts and learn() calls.
+        if env_resets or self._episode_time is None or len(self._episode_time) != self.n_envs:
+            self._episode_time = np.zeros(self.n_envs, dtype=np.int64)
+        return result
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """
+        Collect a group with the current policy and compute its advantages.
+
+        Differs from ``OnPolicyAlgorithm.collect_rollouts``: no value forward pass, no bootstrap of time
+        limits (there is no critic: a truncated episode's continuation is 0), episode times recorded,
+        non-finite rewards refused, and the ``"episodes"`` collection mode.
+
+        :param env: The training environment
+        :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
+        :param rollout_buffer: Buffer to fill with rollouts
+        :param n_rollout_steps: Number of experiences to collect per environment (the minimum, with
+            ``collection="episodes"``)
+        :return: True if the rollout completed, False if the callback stopped training.
+        """
+        assert isinstance(rollout_buffer, GroupRolloutBuffer), "GPG needs a GroupRolloutBuffer"
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        complete_episodes = self.collection == "episodes"
+        collecting = np.ones(env.num_envs, dtype=bool)
+        if complete_episodes:
+            self._last_obs = env.reset()  # type: ignore[assignment]
+            self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+            self._episode_time = np.zeros(env.num_envs, dtype=np.int64)
+        assert self._episode_time is not None
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+
+        callback.on_rollout_start()
+        n_steps = 0
+        while collecting.any() if complete_episodes else n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+
+            with th.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                actions, log_probs = self.policy(obs_tensor)
+            actions = actions.cpu().numpy()
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                if self.policy.squash_output:
+                    clipped_actions = self.policy.unscale_action(clipped_actions)
+                else:
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            self._check_rewards(rewards, n_steps)
+            n_steps += 1
+
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                log_probs,
+                self._episode_time,
+                valid=collecting if complete_episodes else None,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+            self._episode_time = np.where(dones, 0, self._episode_time + 1)
+            if complete_episodes:
+                collecting &= ~(dones & (n_steps >= n_rollout_steps))
+                if n_steps > 100 * n_rollout_steps and collecting.any():
+                    raise RuntimeError(
+                        f"collection='episodes': envs {np.flatnonzero(collecting).tolist()} have not ended an "
+                        f"episode in {n_steps} steps (n_steps={n_rollout_steps}). Complete-episode collection "
+                        "needs episodes that end: add a time limit or use collection='window'."
+                    )
+
+        stats = rollout_buffer.compute_returns_and_advantage()
+        self._record_group_stats(stats)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _check_rewards(self, rewards: np.ndarray, step: int) -> None:
+        """Refuse non-finite rewards before they reach a baseline that every step of their bin shares."""
+        bad = ~np.isfinite(rewards)
+        if bad.any():
+            env_index = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Env {env_index} returned reward {rewards[env_index]} at rollout step {step} "
+                f"(num_timesteps={self.num_timesteps}); GPG does not train on non-finite rewards. "
+                "Check the environment (or its reward wrappers)."
+            )
+
+    def _record_group_stats(self, stats: GroupStats) -> None:
+        for name, value in vars(stats).items():
+            self.logger.record(f"group/{name}", value)
+        if stats.single_sample_share == 1.0 and not self._warned_no_signal:
+            self._warned_no_signal = True
+            warnings.warn(
+                f"Every step of this group sits alone in its bin (binning={self.rollout_buffer.binning.name!r}, "
+                f"{stats.trajectories} trajectories, {stats.bins} bins): every advantage is zero and the policy "
+                "cannot learn. Use more envs, coarser bins (a larger bin_size, or 'time' binning) or "
+                "collection='episodes'.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def train(self) -> None:
+        """
+        Update the policy on the collected group: PPO's clipped surrogate and entropy bonus, with no value
+        loss and no value forward pass. (PPO.train without the critic's lines; losses are accumulated as
+        tensors and read once per update rather than once per minibatch.)
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+
+        pg_losses, entropy_losses, clip_fractions, approx_kl_divs = [], [], [], []
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            for rollout_data in self.rollout_buffer.get(self.batch_size):
+                actions = rollout_data.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = rollout_data.actions.long().flatten()
+
+                log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
+                advantages = rollout_data.advantages
+                # Normalization does not make sense if mini batchsize == 1, see SB3 GH issue #325
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                log_ratio = log_prob - rollout_data.old_log_prob
+                ratio = th.exp(log_ratio)
+                policy_loss_1 = advantages * ratio
+                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+                # Approximate entropy when no analytical form
+                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+                loss = policy_loss + self.ent_coef * entropy_loss
+
+                with th.no_grad():
+                    pg_losses.append(policy_loss.detach())
+                    entropy_losses.append(entropy_loss.detach())
+                    clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()))
+                    # Schulman's KL approximation, see SB3 issue #417
+                    approx_kl_div = th.mean((ratio - 1) - log_ratio)
+                    approx_kl_divs.append(approx_kl_div)
+
+                if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div.item():.2f}")
+                    break
+
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+
+            self._n_updates += 1
+            if not continue_training:
+                break
+
+        def mean(values: list[th.Tensor]) -> float:
+            return th.stack(values).mean().item() if values else float("nan")
+
+        self.logger.record("train/entropy_loss", mean(entropy_losses))
+        self.logger.record("train/policy_gradient_loss", mean(pg_losses))
+        self.logger.record("train/approx_kl", mean(approx_kl_divs))
+        self.logger.record("train/clip_fraction", mean(clip_fractions))
+        self.logger.record("train/loss", loss.item())
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+
+    def learn(
+        self: SelfGPG,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "GPG",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfGPG:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_warned_no_signal"]
+
+    @classmethod
+    def load(cls: type[SelfGPG], path, env: GymEnv | None = None, device: th.device | str = "auto", **kwargs) -> SelfGPG:  # type: ignore[override]
+        """
+        Load a GPG model saved with :meth:`save` (see ``BaseAlgorithm.load`` for the arguments).
+
+        A checkpoint of an actor-critic algorithm (PPO, A2C) is refused with a pointer to :meth:`from_ppo`.
+        """
+        data, _, _ = load_from_zip_file(path, device=device, custom_objects=kwargs.get("custom_objects"), load_data=True)
+        policy_class = data.get("policy_class") if data else None
+        if isinstance(policy_class, type) and not issubclass(policy_class, CriticFreePolicy):
+            raise ValueError(
+                f"{path} holds a {policy_class.__name__} (an actor-critic checkpoint, e.g. PPO), not a GPG model. "
+                "Build a GPG model from it with GPG.from_ppo(path, env), which copies the actor and drops the critic."
+            )
+        return super().load(path, env=env, device=device, **kwargs)
+
+    @classmethod
+    def from_ppo(
+        cls: type[SelfGPG],
+        ppo: PPO | str,
+        env: GymEnv | str | None = None,
+        device: th.device | str = "auto",
+        **kwargs: Any,
+    ) -> SelfGPG:
+        """
+        Warm start GPG from a PPO model: copy the actor (features extractor, policy layers, action net,
+        log std) and drop the critic. PPO's hyperparameters that mean the same in GPG are kept.
+
+        :param ppo: A ``PPO`` model or the path of a PPO checkpoint.
+        :param env: The environment to train on (default: the PPO model's, if it has one).
+        :param device: Device of the new model.
+        :param kwargs: GPG constructor arguments that override the ones taken from PPO (``binning``,
+            ``bin_size``, ``collection``, ``learning_rate``, ...).
+        :return: A GPG model whose policy acts exactly as the PPO model's actor.
+        """
+        if isinstance(ppo, str):
+            ppo = PPO.load(ppo, device=device)
+        if not isinstance(ppo, BaseAlgorithm) or not hasattr(ppo.policy, "mlp_extractor"):
+            raise ValueError(f"from_ppo needs a PPO model or checkpoint path, got {type(ppo).__name__}.")
+        policy_kwargs = dict(ppo.policy_kwargs)
+        policy_kwargs.pop("share_features_extractor", None)
+        net_arch = policy_kwargs.pop("net_arch", None)
+        if isinstance(net_arch, dict):
+            net_arch = net_arch.get("pi", [])
+        if net_arch is not None:
+            policy_kwargs["net_arch"] = net_arch
+        hyperparameters = {name: getattr(ppo, name) for name in _PPO_SHARED_HYPERPARAMETERS}
+        hyperparameters.update(kwargs)
+        hyperparameters["policy_kwargs"] = {**policy_kwargs, **hyperparameters.get("policy_kwargs", {})}
+        policy_class = {"ActorCriticPolicy": MlpPolicy, "ActorCriticCnnPolicy": CnnPolicy}.get(
+            type(ppo.policy).__name__, MultiInputPolicy if isinstance(ppo.observation_space, spaces.Dict) else MlpPolicy
+        )
+        model = cls(policy_class, env if env is not None else ppo.get_env(), device=device, **hyperparameters)
+
+        actor_state = model.policy.state_dict()
+        ppo_state = ppo.policy.state_dict()
+        missing = [key for key in actor_state if key not in ppo_state]
+        if missing:
+            raise ValueError(f"The PPO policy has no parameters for {missing}: its actor does not match GPG's policy.")
+        model.policy.load_state_dict({key: ppo_state[key] for key in actor_state})
+        return model
