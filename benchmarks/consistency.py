@@ -116,8 +116,16 @@ def softmax_policy(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def _dynamic_programming(mdp: TabularMDP, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """State distributions ``d_t(s)``, action values ``Q_t(s, a)`` and values ``V_t(s)`` for ``t < T``."""
+def dynamic_programming(mdp: TabularMDP, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Exact finite-horizon quantities of the softmax policy.
+
+    :param mdp: The MDP.
+    :param logits: ``(S, A)`` policy parameters.
+    :return: State distributions ``d_t(s) = P(s_t = s)`` ``(T, S)``, action values ``Q_t(s, a)`` ``(T, S, A)``
+        and values ``V_t(s)`` ``(T, S)``, where ``Q_t`` and ``V_t`` are the expected rewards from step ``t``
+        to the end of the episode.
+    """
     policy = softmax_policy(logits)
     T, S, A = mdp.horizon, mdp.n_states, mdp.n_actions
     visits = np.empty((T, S))
@@ -135,7 +143,7 @@ def _dynamic_programming(mdp: TabularMDP, logits: np.ndarray) -> tuple[np.ndarra
 
 def exact_return(mdp: TabularMDP, logits: np.ndarray) -> float:
     """The expected undiscounted return ``eta(theta) = E[sum_t r_t]``, exactly."""
-    _, _, values = _dynamic_programming(mdp, logits)
+    _, _, values = dynamic_programming(mdp, logits)
     return float(mdp.initial @ values[0])
 
 
@@ -147,7 +155,7 @@ def exact_gradient(mdp: TabularMDP, logits: np.ndarray) -> np.ndarray:
     ``grad_{theta[s, b]} log pi(a|s) = 1[a = b] - pi(b|s)``, so the component ``(s, b)`` collapses to
     ``sum_t d_t(s) pi(b|s) (Q_t(s, b) - V_t(s))``.
     """
-    visits, q_values, values = _dynamic_programming(mdp, logits)
+    visits, q_values, values = dynamic_programming(mdp, logits)
     policy = softmax_policy(logits)
     return np.einsum("ts,sa,tsa->sa", visits, policy, q_values - values[:, :, None])
 
@@ -396,7 +404,7 @@ def _markdown(
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the sweep, print the table and write ``consistency.png`` and ``consistency.md``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=200, help="independent groups per group size")
+    parser.add_argument("--repeats", type=int, default=500, help="independent groups per group size")
     parser.add_argument("--max-group", type=int, default=16384, help="largest group size (sizes are 4, 16, 64, ...)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the trajectory sampling")
     parser.add_argument("--mdp-seed", type=int, default=0, help="seed of the MDP and of the policy logits")
