@@ -68,7 +68,7 @@ def test_sampler_matches_exact_distributions(problem):
     mdp, logits = problem
     n = 100_000
     rollouts = consistency.sample_trajectories(mdp, logits, n, np.random.default_rng(7))
-    visits, _, values = consistency.dynamic_programming(mdp, logits)
+    visits, _, _ = consistency.dynamic_programming(mdp, logits)
     empirical = np.stack([np.bincount(row, minlength=mdp.n_states) / n for row in rollouts.states])
     np.testing.assert_allclose(empirical, visits, atol=5 * np.sqrt(0.25 / n))
     totals = rollouts.rewards.sum(axis=0)
