@@ -42,7 +42,6 @@ _PPO_SHARED_HYPERPARAMETERS = (
     "use_sde",
     "sde_sample_freq",
     "target_kl",
-    "stats_window_size",
 )
 
 
