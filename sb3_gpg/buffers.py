@@ -151,13 +151,14 @@ class GroupRolloutBuffer(RolloutBuffer):
         n = rows * self.n_envs
         observations = self._map_observations(lambda obs: obs[:rows].reshape(n, *obs.shape[2:]))
         keys = self.binning(observations, self.episode_times[:rows].reshape(n))
+        valid = self.valid[:rows]
         estimate = group_advantages(
             self.rewards[:rows],
             self.episode_starts[:rows],
             keys.reshape(rows, self.n_envs, -1),
             self.gamma,
             keys_include_time=self.binning.keys_include_time,
-            valid=self.valid[:rows],
+            valid=None if valid.all() else valid,
         )
         self.returns[:rows] = estimate.returns
         self.advantages[:rows] = estimate.advantages
