@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 from gymnasium import spaces
@@ -18,7 +17,7 @@ from gymnasium import spaces
 #: A user binning: ``f(observations, episode_times) -> keys`` with observations of shape ``(n, *obs_shape)``
 #: (a dict of such arrays for ``Dict`` spaces), episode times of shape ``(n,)`` and keys of shape ``(n,)``
 #: or ``(n, k)``.
-BinningCallable = Callable[[Union[np.ndarray, dict[str, np.ndarray]], np.ndarray], np.ndarray]
+BinningCallable = Callable[[np.ndarray | dict[str, np.ndarray], np.ndarray], np.ndarray]
 
 BINNING_NAMES = ("time", "none", "space", "space_time", "state")
 SPATIAL_BINNINGS = ("space", "space_time")
@@ -33,11 +32,15 @@ class Binning:
     :param key_fn: ``(observations, episode_times) -> keys``.
     :param keys_include_time: Whether the key contains the episode time. Then no trajectory can visit a bin
         twice, every step is a first visit and the estimator skips the first-visit search.
+    :param coarser: The coarser binnings a sparse bin falls back on, finest first (``min_bin_samples`` of
+        :func:`~sb3_gpg.estimator.group_advantages`): ``"space_time"`` has ``("time", "none")``, ``"none"``
+        has none, every other binning (a custom one included) has the universal bin ``("none",)``.
     """
 
     name: str
     key_fn: BinningCallable
     keys_include_time: bool
+    coarser: tuple[Binning, ...] = ()
 
     def __call__(self, observations: np.ndarray | dict[str, np.ndarray], episode_times: np.ndarray) -> np.ndarray:
         keys = np.asarray(self.key_fn(observations, episode_times))
@@ -53,6 +56,18 @@ class Binning:
                 "(bool, int or float), one row per step."
             )
         return keys
+
+
+def _time_keys(observations: np.ndarray | dict[str, np.ndarray], episode_times: np.ndarray) -> np.ndarray:
+    return episode_times
+
+
+def _universal_keys(observations: np.ndarray | dict[str, np.ndarray], episode_times: np.ndarray) -> np.ndarray:
+    return np.zeros(len(episode_times), dtype=np.int64)
+
+
+UNIVERSAL_BINNING = Binning("none", _universal_keys, keys_include_time=False)
+TIME_BINNING = Binning("time", _time_keys, keys_include_time=True, coarser=(UNIVERSAL_BINNING,))
 
 
 def _check_bin_size(bin_size: float | Sequence[float], observation_space: spaces.Box) -> np.ndarray:
@@ -97,14 +112,16 @@ def make_binning(
     :return: The validated binning.
     """
     if callable(binning):
-        return Binning("custom", binning, keys_include_time=False)
+        return Binning("custom", binning, keys_include_time=False, coarser=(UNIVERSAL_BINNING,))
     if not isinstance(binning, str) or binning not in BINNING_NAMES:
-        raise ValueError(f"Unknown binning {binning!r}: valid binnings are {', '.join(BINNING_NAMES)} or a callable f(obs, t).")
+        raise ValueError(
+            f"Unknown binning {binning!r}: valid binnings are {', '.join(BINNING_NAMES)} or a callable f(obs, t)."
+        )
 
     if binning == "time":
-        return Binning("time", lambda obs, t: t, keys_include_time=True)
+        return TIME_BINNING
     if binning == "none":
-        return Binning("none", lambda obs, t: np.zeros(len(t), dtype=np.int64), keys_include_time=False)
+        return UNIVERSAL_BINNING
 
     if binning in SPATIAL_BINNINGS:
         if not isinstance(observation_space, spaces.Box):
@@ -114,11 +131,14 @@ def make_binning(
             )
         inv_eps = 1.0 / _check_bin_size(bin_size, observation_space)
         if binning == "space":
-            return Binning("space", lambda obs, t: _space_keys(obs, inv_eps), keys_include_time=False)
+            return Binning(
+                "space", lambda obs, t: _space_keys(obs, inv_eps), keys_include_time=False, coarser=(UNIVERSAL_BINNING,)
+            )
         return Binning(
             "space_time",
             lambda obs, t: np.column_stack((_space_keys(obs, inv_eps), t)),
             keys_include_time=True,
+            coarser=(TIME_BINNING, UNIVERSAL_BINNING),
         )
 
     # binning == "state"
@@ -135,4 +155,5 @@ def make_binning(
         "state",
         lambda obs, t: np.asarray(obs).reshape(len(t), -1).astype(np.int64),
         keys_include_time=False,
+        coarser=(UNIVERSAL_BINNING,),
     )

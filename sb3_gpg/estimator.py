@@ -8,10 +8,21 @@ these functions directly against a plain loop-based implementation of Algorithm 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+#: How a bin turns its returns into a baseline (see :func:`group_advantages`).
+BASELINES = ("mean", "leave_one_out")
+#: How advantages are scaled (see :func:`group_advantages`).
+ADVANTAGE_SCALES = ("none", "bin_std")
+#: How a sparse bin borrows from a coarser one (see :func:`group_advantages`).
+BIN_FALLBACKS = ("replace", "shrink")
+#: A return within this relative distance of its baseline is "equal" to it (:func:`no_signal_steps`): bin means
+#: of equal returns differ from them by float rounding only, about ``n * 1e-16`` relative for ``n`` samples.
+NO_SIGNAL_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,9 @@ class GroupStats:
     baseline_std: float
     advantage_mean: float
     advantage_std: float
+    #: Share of the group's steps whose baseline came from a coarser bin (``bin_fallback="replace"``), or the
+    #: mean weight of the coarser baselines (``"shrink"``); 0 without a fallback.
+    fallback_share: float = 0.0
 
 
 class GroupAdvantages(NamedTuple):
@@ -103,7 +117,7 @@ def bin_index(bin_keys: np.ndarray) -> tuple[np.ndarray, int]:
             return inverse.reshape(n).astype(np.int64), len(unique)
         keys = columns[0] - low[0]
         stride = 1
-        for column, column_low, span in zip(columns[1:], low[1:], spans[:-1]):
+        for column, column_low, span in zip(columns[1:], low[1:], spans[:-1], strict=True):
             stride *= int(span)
             keys += (column - column_low) * stride
     low, high = keys.min(), keys.max()
@@ -131,6 +145,100 @@ def first_visits(trajectory: np.ndarray, bins: np.ndarray, n_bins: int) -> np.nd
     return mask
 
 
+def check_estimator_options(baseline: str, advantage_scale: str, min_bin_samples: int, bin_fallback: str) -> None:
+    """
+    Refuse unknown estimator options with the valid ones (:func:`group_advantages` documents them).
+
+    :raises ValueError: On an unknown name or a negative or non-integer ``min_bin_samples``.
+    """
+    for name, value, valid in (
+        ("baseline", baseline, BASELINES),
+        ("advantage_scale", advantage_scale, ADVANTAGE_SCALES),
+        ("bin_fallback", bin_fallback, BIN_FALLBACKS),
+    ):
+        if value not in valid:
+            raise ValueError(f"Unknown {name}={value!r}: valid values are {', '.join(map(repr, valid))}.")
+    if isinstance(min_bin_samples, bool) or not isinstance(min_bin_samples, (int, np.integer)) or min_bin_samples < 0:
+        raise ValueError(
+            f"min_bin_samples={min_bin_samples!r} must be an integer >= 0 (0 turns the coarser-bin fallback off)."
+        )
+
+
+def fallback_active(min_bin_samples: int, bin_fallback: str) -> bool:
+    """Whether sparse bins borrow from coarser ones: ``"replace"`` needs ``k >= 2`` (every bin has a sample),
+    ``"shrink"`` needs ``k >= 1`` (a pseudo-count of 0 is the plain baseline)."""
+    return min_bin_samples >= (2 if bin_fallback == "replace" else 1)
+
+
+class _BinLevel(NamedTuple):
+    """One binning level of the group, per step: its bin's baseline and the samples behind it."""
+
+    counts: np.ndarray  # (n_bins,) trajectories that inserted a return into each bin
+    step_counts: np.ndarray  # (n,) trajectories in each step's bin
+    baselines: np.ndarray  # (n,) each step's baseline at this level
+    weights: np.ndarray  # (n,) returns averaged into each step's baseline (step_counts, minus its own if left out)
+    variances: np.ndarray | None  # (n,) population variance of each step's bin, exactly 0 when its returns are equal
+
+
+def _bin_level(
+    bins: np.ndarray,
+    n_bins: int,
+    trajectory: np.ndarray,
+    returns: np.ndarray,
+    in_group: np.ndarray | None,
+    every_step_first_visit: bool,
+    leave_one_out: bool,
+    need_variance: bool,
+) -> _BinLevel:
+    first_of_step = None  # index of the first visit of each step's (trajectory, bin) pair
+    if every_step_first_visit:
+        is_first = None
+    elif leave_one_out:
+        pair = trajectory * max(n_bins, 1) + bins
+        _, first_index, pair_of_step = np.unique(pair, return_index=True, return_inverse=True)
+        first_of_step = first_index[pair_of_step.reshape(-1)]
+        is_first = np.zeros(len(bins), dtype=bool)
+        is_first[first_index] = True
+    else:
+        is_first = first_visits(trajectory, bins, n_bins)
+    if is_first is None:
+        inserted = slice(None) if in_group is None else in_group
+    else:
+        inserted = is_first if in_group is None else is_first & in_group
+    inserted_bins, inserted_returns = bins[inserted], returns[inserted]
+    counts = np.bincount(inserted_bins, minlength=n_bins)
+    sums = np.bincount(inserted_bins, weights=inserted_returns, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    step_counts = counts[bins]
+    baselines = means[bins]
+    weights = step_counts.astype(np.float64)
+    if leave_one_out:
+        # The step's own trajectory's sample is its pair's first-visit return (each trajectory inserts one
+        # return per bin: the U-statistic form, seeds/003). A bin of one trajectory has no other sample: its
+        # baseline stays the mean, i.e. that sample, as with baseline="mean".
+        own = returns if first_of_step is None else returns[first_of_step]
+        if in_group is None:
+            own_inserted = np.ones(len(bins))
+        else:
+            own_inserted = (in_group if first_of_step is None else in_group[first_of_step]).astype(np.float64)
+        weights = weights - own_inserted
+        others = weights > 0
+        baselines = np.divide(sums[bins] - own * own_inserted, weights, out=baselines.copy(), where=others)
+    variances = None
+    if need_variance:
+        residuals = inserted_returns - means[inserted_bins]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bin_variances = np.bincount(inserted_bins, weights=residuals * residuals, minlength=n_bins) / counts
+        # Exactly 0 where all returns of a bin are equal (a lone sample included): the rounding of the mean
+        # would otherwise leave a tiny spread that turns a revisit's nonzero R - b into a huge advantage.
+        reference = np.zeros(n_bins)
+        reference[inserted_bins] = inserted_returns
+        spread = np.bincount(inserted_bins, weights=inserted_returns != reference[inserted_bins], minlength=n_bins) > 0
+        variances = np.where(spread, bin_variances, 0.0)[bins]
+    return _BinLevel(counts, step_counts, baselines, weights, variances)
+
+
 def group_advantages(
     rewards: np.ndarray,
     episode_starts: np.ndarray,
@@ -138,6 +246,14 @@ def group_advantages(
     gamma: float,
     keys_include_time: bool = False,
     valid: np.ndarray | None = None,
+    *,
+    baseline: str = "mean",
+    advantage_scale: str = "none",
+    min_bin_samples: int = 0,
+    bin_fallback: str = "replace",
+    coarse_keys: Sequence[np.ndarray] = (),
+    coarse_keys_include_time: Sequence[bool] | None = None,
+    scale_eps: float = 1e-8,
 ) -> GroupAdvantages:
     """
     GPG advantages ``A = R - b(f(s, t))`` with the group baseline of Algorithm 2.
@@ -146,6 +262,9 @@ def group_advantages(
     2. Each trajectory inserts ``R`` into bin ``f(s_t, t)`` at its first visit of that bin only.
     3. ``b(k)`` is the mean of the returns inserted into bin ``k`` over the whole group.
     4. Every step, first visit or not, gets ``A = R - b(f(s_t, t))``.
+
+    The keyword options are estimator variants; their defaults give exactly Algorithm 2 above. A bin's
+    *samples* are the returns inserted in step 2 (one per trajectory that visits it); ``n`` is their number.
 
     :param rewards: ``(n_steps, n_envs)`` rewards.
     :param episode_starts: ``(n_steps, n_envs)`` true where the step is the first of an episode.
@@ -157,9 +276,37 @@ def group_advantages(
     :param valid: Optional ``(n_steps, n_envs)`` mask of the steps that belong to the group (complete-episode
         collection discards the steps an env takes after its last episode). Invalid steps neither feed a
         baseline nor get an advantage (it is 0).
+    :param baseline: ``"mean"`` (Algorithm 2) or ``"leave_one_out"``: each step's baseline is the mean of its
+        bin's samples *other than its own trajectory's* (the sample its trajectory inserted at its first visit
+        of the bin, so a revisit step leaves out that first-visit return too). This is the unbiased
+        U-statistic form of seeds/003: the baseline no longer depends on the step's own return. For a first
+        visit it scales the mean-baseline advantage by ``n / (n - 1)``. A bin of one trajectory has no other
+        sample: its baseline stays that trajectory's own sample, exactly as with ``"mean"`` (advantage 0 at
+        the first visit, ``R_t - R_first`` at revisits), unless a coarser-bin fallback takes over.
+    :param advantage_scale: ``"none"`` or ``"bin_std"``: divide each advantage by ``std + scale_eps``, the
+        *population* standard deviation (``ddof=0``) of its bin's samples, as GRPO scales by its group's std
+        (TRL's GRPO uses the sample std, larger by ``sqrt(n / (n - 1))``). With the mean baseline a bin's
+        first-visit advantages then have mean 0 and standard deviation 1. A bin whose samples are all equal
+        (a bin of one trajectory included) has no spread to scale by and gives all its steps advantage 0.
+    :param min_bin_samples: ``k`` of the coarser-bin fallback; 0 (default) turns it off. ``"replace"``: a step
+        whose bin holds fewer than ``k`` samples takes the baseline (and, with ``"bin_std"``, the std) of the
+        first coarser bin in ``coarse_keys`` that holds at least ``k``, the coarsest one if none does.
+        ``"shrink"``: every bin's baseline shrinks toward its coarser bin's by sample count,
+        ``b = (n b_fine + k b_coarse) / (n + k)`` (``n`` counts the samples averaged into ``b_fine``: one less
+        with ``"leave_one_out"``), applied from the coarsest level inward so ``b_coarse`` is itself shrunk;
+        variances shrink the same way.
+    :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
+    :param coarse_keys: Bin keys of the coarser binnings, finest first, each shaped like ``bin_keys`` (for
+        space-time binning: the time keys, then the universal keys; see ``Binning.coarser``). A coarser level
+        is binned like the fine one, with its own first visits. Only read when the fallback is on; without
+        coarser keys the fallback does nothing.
+    :param coarse_keys_include_time: The ``keys_include_time`` shortcut of each entry of ``coarse_keys``
+        (default: no shortcut).
+    :param scale_eps: The ``eps`` of ``"bin_std"``.
     :return: returns, advantages and baselines as ``(n_steps, n_envs)`` float64 arrays, and the group's
         :class:`GroupStats`.
     """
+    check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
     rewards = np.asarray(rewards, dtype=np.float64)
     shape = rewards.shape
     n = rewards.size
@@ -168,19 +315,68 @@ def group_advantages(
     bins, n_bins = bin_index(keys)
     trajectory = trajectory_ids(episode_starts).ravel()
     flat_returns = returns.ravel()
-    if valid is None:
-        # Every step is in the group: no masking passes over the arrays (they dominate at a million steps).
-        in_group = slice(None)
-        inserted = slice(None) if keys_include_time else first_visits(trajectory, bins, n_bins)
+    use_fallback = len(coarse_keys) > 0 and fallback_active(min_bin_samples, bin_fallback)
+    fallback_share = 0.0
+    if baseline == "mean" and advantage_scale == "none" and not use_fallback:
+        # Algorithm 2 as written: the variants below pay for their extra passes, this path does not.
+        if valid is None:
+            # Every step is in the group: no masking passes over the arrays (they dominate at a million steps).
+            in_group = slice(None)
+            inserted = slice(None) if keys_include_time else first_visits(trajectory, bins, n_bins)
+        else:
+            in_group = np.asarray(valid, dtype=bool).ravel()
+            inserted = in_group if keys_include_time else in_group & first_visits(trajectory, bins, n_bins)
+        counts = np.bincount(bins[inserted], minlength=n_bins)
+        sums = np.bincount(bins[inserted], weights=flat_returns[inserted], minlength=n_bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bin_means = sums / counts
+        baselines = bin_means[bins]
+        advantages = flat_returns - baselines
     else:
-        in_group = np.asarray(valid, dtype=bool).ravel()
-        inserted = in_group if keys_include_time else in_group & first_visits(trajectory, bins, n_bins)
-    counts = np.bincount(bins[inserted], minlength=n_bins)
-    sums = np.bincount(bins[inserted], weights=flat_returns[inserted], minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bin_means = sums / counts
-    baselines = bin_means[bins]
-    advantages = flat_returns - baselines
+        group_mask = None if valid is None else np.asarray(valid, dtype=bool).ravel()
+        in_group = slice(None) if group_mask is None else group_mask
+        level_keys = [(bins, n_bins, keys_include_time)]
+        if use_fallback:
+            include_time = [False] * len(coarse_keys) if coarse_keys_include_time is None else coarse_keys_include_time
+            for coarse, coarse_include_time in zip(coarse_keys, include_time, strict=True):
+                level_keys.append((*bin_index(np.asarray(coarse).reshape(n, -1)), coarse_include_time))
+        levels = [
+            _bin_level(
+                level_bins,
+                level_n_bins,
+                trajectory,
+                flat_returns,
+                group_mask,
+                every_step_first_visit,
+                leave_one_out=baseline == "leave_one_out",
+                need_variance=advantage_scale == "bin_std",
+            )
+            for level_bins, level_n_bins, every_step_first_visit in level_keys
+        ]
+        counts = levels[0].counts
+        baselines, variances = levels[-1].baselines, levels[-1].variances
+        k = float(min_bin_samples)
+        # Coarsest level first, so that each level falls back on (or shrinks toward) the already combined
+        # coarser ones: one vector operation per level, never per bin.
+        for level in reversed(levels[:-1]):
+            if bin_fallback == "replace":
+                enough = level.step_counts >= k
+                baselines = np.where(enough, level.baselines, baselines)
+                if variances is not None:
+                    variances = np.where(enough, level.variances, variances)
+            else:
+                with np.errstate(invalid="ignore"):
+                    baselines = (level.weights * level.baselines + k * baselines) / (level.weights + k)
+                    if variances is not None:
+                        variances = (level.step_counts * level.variances + k * variances) / (level.step_counts + k)
+        if len(levels) > 1:
+            fine = levels[0]
+            coarse_weight = (fine.step_counts < k) if bin_fallback == "replace" else k / (fine.weights + k)
+            fallback_share = float(np.mean(coarse_weight[in_group])) if coarse_weight[in_group].size else 0.0
+        advantages = flat_returns - baselines
+        if variances is not None:
+            spread = variances > 0
+            advantages = np.divide(advantages, np.sqrt(variances) + scale_eps, out=np.zeros(n), where=spread)
     if valid is not None:
         advantages[~in_group] = 0.0
         baselines[~in_group] = 0.0
@@ -198,5 +394,22 @@ def group_advantages(
         baseline_std=float(group_baselines.std()) if group_baselines.size else 0.0,
         advantage_mean=float(group_advs.mean()) if group_advs.size else 0.0,
         advantage_std=float(group_advs.std()) if group_advs.size else 0.0,
+        fallback_share=fallback_share,
     )
     return GroupAdvantages(returns, advantages.reshape(shape), baselines.reshape(shape), stats)
+
+
+def no_signal_steps(returns: np.ndarray, baselines: np.ndarray, advantages: np.ndarray) -> np.ndarray:
+    """
+    The steps whose advantage carries no signal: it is 0, or the return equals the baseline up to the
+    rounding of a bin mean (relative tolerance :data:`NO_SIGNAL_RTOL`). These are the steps of bins whose
+    samples are all equal, a bin of one trajectory included, and the correction of seeds/001 counts them.
+
+    :param returns: Returns, any shape.
+    :param baselines: Baselines, the same shape.
+    :param advantages: Advantages, the same shape.
+    :return: A bool array of that shape.
+    """
+    returns, baselines = np.asarray(returns, dtype=np.float64), np.asarray(baselines, dtype=np.float64)
+    tolerance = NO_SIGNAL_RTOL * np.maximum(np.abs(returns), np.abs(baselines))
+    return (np.asarray(advantages) == 0) | (np.abs(returns - baselines) <= tolerance)

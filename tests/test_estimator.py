@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
 from sb3_gpg.binning import make_binning
-from sb3_gpg.estimator import bin_index, discounted_returns, group_advantages, trajectory_ids
+from sb3_gpg.estimator import bin_index, discounted_returns, group_advantages, no_signal_steps, trajectory_ids
 
 
 def reference_algorithm2(rewards, episode_starts, keys, gamma, valid=None):
@@ -110,9 +110,7 @@ def test_state_binning_and_group_mask_match_algorithm2(rollout, data):
     valid = kept[trajectory]
 
     result = group_advantages(rewards, episode_starts, keys.reshape(n_steps, n_envs, -1), gamma, valid=valid)
-    expected_returns, expected_advantages = reference_algorithm2(
-        rewards, episode_starts, keys_as_tuples(keys, n_steps, n_envs), gamma, valid
-    )
+    _, expected_advantages = reference_algorithm2(rewards, episode_starts, keys_as_tuples(keys, n_steps, n_envs), gamma, valid)
     np.testing.assert_allclose(result.advantages, expected_advantages, rtol=1e-9, atol=1e-9)
     assert result.stats.trajectories == int(kept.sum())
 
@@ -170,3 +168,326 @@ def test_bin_index_groups_equal_keys(keys):
         for j in range(len(rows)):
             assert (index[i] == index[j]) == (rows[i] == rows[j])
     assert index.min() >= 0 and index.max() < n_bins
+
+
+# --- Estimator variants: a second loop-based reference, written from the docstring, not from the vectorized code ---
+
+
+def trajectories_and_returns(rewards, episode_starts, gamma):
+    """The trajectories as lists of (step, env), each step's trajectory index and each step's return."""
+    n_steps, n_envs = rewards.shape
+    trajectories = []
+    for env in range(n_envs):
+        for step in range(n_steps):
+            if step == 0 or episode_starts[step, env]:
+                trajectories.append([])
+            trajectories[-1].append((step, env))
+    trajectory_of, returns = {}, {}
+    for index, trajectory in enumerate(trajectories):
+        future = 0.0
+        for step, env in reversed(trajectory):
+            future = rewards[step, env] + gamma * future
+            returns[step, env] = future
+            trajectory_of[step, env] = index
+    return trajectories, trajectory_of, returns
+
+
+def reference_variants(
+    rewards,
+    episode_starts,
+    level_keys,
+    gamma,
+    valid=None,
+    baseline="mean",
+    advantage_scale="none",
+    min_bin_samples=0,
+    bin_fallback="replace",
+    eps=1e-8,
+):
+    """
+    Every estimator variant with loops and dicts. ``level_keys`` lists the key grids (``[step][env]`` tuples)
+    of each binning level, finest first; the coarser ones are only used by the fallback.
+    """
+    valid = np.ones_like(rewards, dtype=bool) if valid is None else valid
+    trajectories, trajectory_of, returns = trajectories_and_returns(rewards, episode_starts, gamma)
+
+    # samples[level][key][trajectory] = the return the trajectory inserted at its first visit of the bin
+    samples = []
+    for keys in level_keys:
+        level = defaultdict(dict)
+        for index, trajectory in enumerate(trajectories):
+            for step, env in trajectory:
+                if valid[step, env] and index not in level[keys[step][env]]:
+                    level[keys[step][env]][index] = returns[step, env]
+        samples.append(level)
+
+    def bin_figures(level, step, env):
+        """(trajectories in the bin, baseline, returns averaged into it, population variance)."""
+        inserted = samples[level][level_keys[level][step][env]]
+        values = list(inserted.values())
+        others = [value for index, value in inserted.items() if index != trajectory_of[step, env]]
+        if baseline == "leave_one_out" and others:
+            step_baseline, weight = float(np.mean(others)), len(others)
+        elif baseline == "leave_one_out":
+            step_baseline, weight = float(np.mean(values)), 0
+        else:
+            step_baseline, weight = float(np.mean(values)), len(values)
+        variance = float(np.var(values)) if len(set(values)) > 1 else 0.0
+        return len(values), step_baseline, weight, variance
+
+    k = min_bin_samples
+    fallback = len(level_keys) > 1 and k >= (2 if bin_fallback == "replace" else 1)
+    advantages = np.zeros_like(rewards, dtype=np.float64)
+    for (step, env), ret in returns.items():
+        if not valid[step, env]:
+            continue
+        figures = [bin_figures(level, step, env) for level in range(len(level_keys) if fallback else 1)]
+        if not fallback:
+            _, step_baseline, _, variance = figures[0]
+        elif bin_fallback == "replace":
+            chosen = next((f for f in figures if f[0] >= k), figures[-1])
+            _, step_baseline, _, variance = chosen
+        else:
+            _, step_baseline, _, variance = figures[-1]
+            for count, level_baseline, weight, level_variance in reversed(figures[:-1]):
+                step_baseline = (weight * level_baseline + k * step_baseline) / (weight + k)
+                variance = (count * level_variance + k * variance) / (count + k)
+        advantage = ret - step_baseline
+        if advantage_scale == "bin_std":
+            advantage = advantage / (np.sqrt(variance) + eps) if variance > 0 else 0.0
+        advantages[step, env] = advantage
+    return advantages
+
+
+VARIANTS = [
+    dict(baseline="leave_one_out"),
+    dict(advantage_scale="bin_std"),
+    dict(baseline="leave_one_out", advantage_scale="bin_std"),
+    dict(min_bin_samples=2),
+    dict(min_bin_samples=3, baseline="leave_one_out", advantage_scale="bin_std"),
+    dict(min_bin_samples=1, bin_fallback="shrink"),
+    dict(min_bin_samples=3, bin_fallback="shrink", baseline="leave_one_out"),
+    dict(min_bin_samples=2, bin_fallback="shrink", advantage_scale="bin_std"),
+]
+
+
+def levels_of(binning, observations, times):
+    """Keys of a binning and of its coarser levels, as ``(n_steps, n_envs, -1)`` arrays."""
+    n_steps, n_envs = times.shape
+    flat_obs, flat_times = observations.reshape(n_steps * n_envs, -1), times.reshape(-1)
+    return [level(flat_obs, flat_times).reshape(n_steps, n_envs, -1) for level in (binning, *binning.coarser)]
+
+
+def variant_result(rollout_arrays, binning, levels, variant, valid=None, shortcut=True):
+    rewards, episode_starts, gamma = rollout_arrays
+    coarse = binning.coarser
+    return group_advantages(
+        rewards,
+        episode_starts,
+        levels[0],
+        gamma,
+        binning.keys_include_time and shortcut,
+        valid,
+        coarse_keys=levels[1:],
+        coarse_keys_include_time=[level.keys_include_time and shortcut for level in coarse],
+        **variant,
+    )
+
+
+@pytest.mark.parametrize("name,bin_size", [("time", 1.0), ("none", 1.0), ("space", 1.0), ("space_time", 2.0)])
+@settings(max_examples=150, deadline=None)
+@given(rollout=rollouts(), variant=st.sampled_from(VARIANTS))
+def test_estimator_variants_match_reference(name, bin_size, rollout, variant):
+    rewards, episode_starts, times, observations, gamma = rollout
+    n_steps, n_envs = rewards.shape
+    binning = make_binning(name, spaces.Box(-3, 3, (observations.shape[-1],)), bin_size)
+    levels = levels_of(binning, observations, times)
+
+    result = variant_result((rewards, episode_starts, gamma), binning, levels, variant)
+    full_search = variant_result((rewards, episode_starts, gamma), binning, levels, variant, shortcut=False)
+    expected = reference_variants(
+        rewards, episode_starts, [keys_as_tuples(keys, n_steps, n_envs) for keys in levels], gamma, **variant
+    )
+    np.testing.assert_allclose(result.advantages, expected, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(full_search.advantages, result.advantages, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rollout=rollouts(n_dims=1), variant=st.sampled_from(VARIANTS), data=st.data())
+def test_estimator_variants_with_revisits_and_group_mask_match_reference(rollout, variant, data):
+    """State binning revisits bins inside a trajectory (leave-one-out must leave out the first visit's
+    return); a group mask drops whole trajectories."""
+    rewards, episode_starts, times, observations, gamma = rollout
+    n_steps, n_envs = rewards.shape
+    binning = make_binning("state", spaces.Discrete(5, start=-2))
+    levels = levels_of(binning, observations.astype(np.int64), times)
+    trajectory = trajectory_ids(episode_starts)
+    n_trajectories = int(trajectory.max()) + 1
+    kept = np.array(data.draw(st.lists(st.booleans(), min_size=n_trajectories, max_size=n_trajectories)))
+    valid = kept[trajectory]
+
+    result = variant_result((rewards, episode_starts, gamma), binning, levels, variant, valid=valid)
+    expected = reference_variants(
+        rewards, episode_starts, [keys_as_tuples(keys, n_steps, n_envs) for keys in levels], gamma, valid, **variant
+    )
+    np.testing.assert_allclose(result.advantages, expected, rtol=1e-7, atol=1e-7)
+    assert np.all(result.advantages[~valid] == 0)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [dict(), dict(min_bin_samples=1), dict(min_bin_samples=0, bin_fallback="shrink"), dict(min_bin_samples=5)],
+    ids=["default", "replace-k1", "shrink-k0", "no-coarser-keys"],
+)
+@settings(max_examples=50, deadline=None)
+@given(rollout=rollouts())
+def test_options_that_change_nothing_give_algorithm2_exactly(variant, rollout):
+    rewards, episode_starts, times, _, gamma = rollout
+    coarse = [] if variant.get("min_bin_samples") == 5 else [np.zeros_like(times)]
+    plain = group_advantages(rewards, episode_starts, times, gamma, True)
+    result = group_advantages(rewards, episode_starts, times, gamma, True, coarse_keys=coarse, **variant)
+    np.testing.assert_array_equal(result.advantages, plain.advantages)
+    assert result.stats == plain.stats
+
+
+@settings(max_examples=100, deadline=None)
+@given(rollout=rollouts())
+def test_leave_one_out_scales_first_visit_advantages_by_n_over_n_minus_one(rollout):
+    rewards, episode_starts, times, _, gamma = rollout
+    mean = group_advantages(rewards, episode_starts, times, gamma, True)
+    loo = group_advantages(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
+    n = np.bincount(times.ravel())[times]  # trajectories per time bin: every step is a first visit
+    factor = np.where(n > 1, n / np.maximum(n - 1, 1), 1.0)
+    np.testing.assert_allclose(loo.advantages, mean.advantages * factor, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rollout=rollouts(), data=st.data())
+def test_leave_one_out_baseline_ignores_the_trajectorys_own_rewards(rollout, data):
+    """The U-statistic property: a trajectory's baselines do not move when its own rewards change."""
+    rewards, episode_starts, times, _, gamma = rollout
+    trajectory = trajectory_ids(episode_starts)
+    chosen = trajectory == data.draw(st.integers(0, int(trajectory.max())))
+    changed = np.where(chosen, rewards + data.draw(st.floats(-3, 3)), rewards)
+    before = group_advantages(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
+    after = group_advantages(changed, episode_starts, times, gamma, True, baseline="leave_one_out")
+    shared = chosen & (np.bincount(times.ravel())[times] > 1)
+    np.testing.assert_allclose(after.baselines[shared], before.baselines[shared], rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rollout=rollouts())
+def test_bin_std_gives_each_bin_zero_mean_unit_std(rollout):
+    rewards, episode_starts, times, _, gamma = rollout
+    result = group_advantages(rewards, episode_starts, times, gamma, True, advantage_scale="bin_std")
+    returns = result.returns
+    for t in np.unique(times):
+        in_bin = times == t
+        if np.ptp(returns[in_bin]) == 0:
+            assert np.all(result.advantages[in_bin] == 0)  # one trajectory, or all returns equal: no signal
+        else:
+            std = returns[in_bin].std()
+            assert result.advantages[in_bin].mean() == pytest.approx(0, abs=1e-9)
+            assert result.advantages[in_bin].std() == pytest.approx(std / (std + 1e-8), rel=1e-9)
+
+
+def lonely_bin_rollout():
+    """Env 0 runs times 0, 1, 2 while env 1 restarts after two steps (0, 1, 0): bin t=2 holds one sample."""
+    rewards = np.array([[1.0, 2.0], [3.0, 0.0], [5.0, 4.0]])
+    starts = np.array([[True, True], [False, False], [False, True]])
+    return rewards, starts, episode_times_of(starts, [0, 0])
+
+
+def test_replace_fallback_gives_the_lonely_bin_the_universal_baseline():
+    rewards, starts, times = lonely_bin_rollout()
+    universal = np.zeros_like(times)
+    result = group_advantages(rewards, starts, times, 1.0, True, min_bin_samples=2, coarse_keys=[universal])
+    # Universal bin: one first visit per trajectory, at its first step: returns 9 (env 0), 2 and 4 (env 1).
+    assert result.advantages[2, 0] == pytest.approx(5.0 - (9 + 2 + 4) / 3)
+    plain = group_advantages(rewards, starts, times, 1.0, True)
+    assert plain.advantages[2, 0] == 0.0
+    np.testing.assert_array_equal(result.advantages[:2], plain.advantages[:2])  # shared bins keep theirs
+    assert result.stats.fallback_share == pytest.approx(1 / 6)
+
+
+def test_shrink_fallback_weights_fine_and_coarse_by_sample_count():
+    rewards, starts, times = lonely_bin_rollout()
+    universal = np.zeros_like(times)
+    k = 2
+    result = group_advantages(
+        rewards, starts, times, 1.0, True, min_bin_samples=k, bin_fallback="shrink", coarse_keys=[universal]
+    )
+    coarse = (9 + 2 + 4) / 3
+    assert result.baselines[2, 0] == pytest.approx((1 * 5.0 + k * coarse) / (1 + k))
+    assert result.baselines[0, 0] == pytest.approx((3 * (9 + 2 + 4) / 3 + k * coarse) / (3 + k))
+    # Leave-one-out: the lonely bin has no other sample, so it takes the coarser baseline whole.
+    loo = group_advantages(
+        rewards,
+        starts,
+        times,
+        1.0,
+        True,
+        min_bin_samples=k,
+        bin_fallback="shrink",
+        coarse_keys=[universal],
+        baseline="leave_one_out",
+    )
+    assert loo.baselines[2, 0] == pytest.approx((2 + 4) / 2)  # universal bin without env 0's own sample (9)
+
+
+def test_replace_with_unreachable_k_is_the_coarsest_binning():
+    rewards, starts, times = lonely_bin_rollout()
+    universal = np.zeros_like(times)
+    for variant in (dict(), dict(baseline="leave_one_out"), dict(advantage_scale="bin_std")):
+        result = group_advantages(rewards, starts, times, 0.9, True, min_bin_samples=100, coarse_keys=[universal], **variant)
+        coarsest = group_advantages(rewards, starts, universal, 0.9, **variant)
+        np.testing.assert_allclose(result.advantages, coarsest.advantages, rtol=1e-12, atol=1e-12)
+
+
+def test_leave_one_out_revisit_leaves_out_its_trajectorys_first_visit():
+    # Universal binning: env 0's trajectory inserts its first return (6) only; env 1's inserts 10.
+    rewards = np.array([[1.0, 4.0], [2.0, 3.0], [3.0, 3.0]])
+    starts = np.zeros((3, 2), dtype=bool)
+    keys = np.zeros((3, 2), dtype=np.int64)
+    result = group_advantages(rewards, starts, keys, 1.0, baseline="leave_one_out")
+    np.testing.assert_allclose(result.baselines, [[10.0, 6.0], [10.0, 6.0], [10.0, 6.0]])
+    alone = group_advantages(rewards[:, :1], starts[:, :1], keys[:, :1], 1.0, baseline="leave_one_out")
+    np.testing.assert_allclose(alone.advantages[:, 0], [0.0, 5.0 - 6.0, 3.0 - 6.0])  # as the mean baseline
+
+
+def test_no_signal_steps_are_the_lonely_and_equal_return_bins():
+    rewards, starts, times = lonely_bin_rollout()
+    result = group_advantages(rewards, starts, times, 1.0, True)
+    mask = no_signal_steps(result.returns, result.baselines, result.advantages)
+    np.testing.assert_array_equal(mask, [[False, False], [False, False], [True, False]])
+    # Ten equal returns of 0.1: their float mean is not exactly 0.1, the advantages are not exactly 0.
+    equal = group_advantages(np.full((1, 10), 0.1), np.ones((1, 10), dtype=bool), np.zeros((1, 10)), 1.0, True)
+    assert np.any(equal.advantages != 0)
+    assert np.all(no_signal_steps(equal.returns, equal.baselines, equal.advantages))
+
+
+@pytest.mark.parametrize(
+    "option,value,match",
+    [
+        ("baseline", "loo", r"Unknown baseline='loo': valid values are 'mean', 'leave_one_out'"),
+        ("advantage_scale", "std", r"Unknown advantage_scale='std': valid values are 'none', 'bin_std'"),
+        ("bin_fallback", "coarse", r"Unknown bin_fallback='coarse': valid values are 'replace', 'shrink'"),
+        ("min_bin_samples", -1, r"min_bin_samples=-1 must be an integer >= 0"),
+        ("min_bin_samples", 2.5, r"min_bin_samples=2.5 must be an integer >= 0"),
+    ],
+)
+def test_bad_estimator_options(option, value, match):
+    rewards, starts, times = lonely_bin_rollout()
+    with pytest.raises(ValueError, match=match):
+        group_advantages(rewards, starts, times, 1.0, **{option: value})
+
+
+@pytest.mark.parametrize(
+    "name,coarser",
+    [("time", ["none"]), ("none", []), ("space", ["none"]), ("space_time", ["time", "none"]), ("state", ["none"])],
+)
+def test_binnings_expose_their_coarser_levels(name, coarser):
+    space = spaces.Discrete(4) if name == "state" else spaces.Box(-1, 1, (2,))
+    binning = make_binning(name, space)
+    assert [level.name for level in binning.coarser] == coarser
+    assert [level.name for level in make_binning(lambda obs, t: t, space).coarser] == ["none"]
