@@ -25,7 +25,7 @@ import inspect
 import math
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -274,6 +274,14 @@ def check_hyperparameters(
             return f"-params {key}:... on the command line"
         return f"the {entry!r} entry of {config}" if entry else str(config)
 
+    _check_keys(hyperparams, where, n_timesteps)
+    _check_gpg_values(hyperparams, where)
+    _check_policy_kwargs(hyperparams, where)
+    if observation_space is not None:
+        _check_binning_fits(hyperparams, observation_space, where)
+
+
+def _check_keys(hyperparams: Mapping[str, Any], where: Callable[[str], str], n_timesteps: int) -> None:
     for key in CRITIC_ARGUMENTS:
         if key in hyperparams:
             raise ZooConfigError(
@@ -291,6 +299,8 @@ def check_hyperparameters(
     if "n_timesteps" not in hyperparams and n_timesteps <= 0:
         raise ZooConfigError(f"{where('n_timesteps')} has no 'n_timesteps': add one, or pass the budget with -n.")
 
+
+def _check_gpg_values(hyperparams: Mapping[str, Any], where: Callable[[str], str]) -> None:
     binning = hyperparams.get("binning", "time")
     if not callable(binning) and binning not in BINNING_NAMES:
         raise ZooConfigError(
@@ -304,27 +314,31 @@ def check_hyperparameters(
             f"{_closest(str(collection), COLLECTION_MODES)} Valid modes: {', '.join(COLLECTION_MODES)}."
         )
 
+
+def _check_policy_kwargs(hyperparams: Mapping[str, Any], where: Callable[[str], str]) -> None:
     policy_kwargs = hyperparams.get("policy_kwargs")
     if isinstance(policy_kwargs, str):
         try:
             policy_kwargs = _eval_zoo_string(policy_kwargs)
         except Exception:  # left to the Zoo, which evaluates it the same way and reports its own error
-            policy_kwargs = None
+            return
     if isinstance(policy_kwargs, dict) and "net_arch" in policy_kwargs:
         try:
             actor_net_arch(policy_kwargs["net_arch"])
         except ValueError as error:
             raise ZooConfigError(f"policy_kwargs in {where('policy_kwargs')}: {error}") from error
 
-    if observation_space is not None:
-        try:
-            make_binning(binning, observation_space, hyperparams.get("bin_size", 1.0))
-        except ValueError as error:
-            key = "bin_size" if "bin_size" in str(error) and binning in SPATIAL_BINNINGS else "binning"
-            raise ZooConfigError(
-                f"{key}={hyperparams.get(key, binning)!r} in {where(key)} does not fit the observation space: {error} "
-                f"Valid binnings for {observation_space}: {', '.join(valid_binnings(observation_space))}."
-            ) from error
+
+def _check_binning_fits(hyperparams: Mapping[str, Any], observation_space: spaces.Space, where: Callable[[str], str]) -> None:
+    binning = hyperparams.get("binning", "time")
+    try:
+        make_binning(binning, observation_space, hyperparams.get("bin_size", 1.0))
+    except ValueError as error:
+        key = "bin_size" if "bin_size" in str(error) and binning in SPATIAL_BINNINGS else "binning"
+        raise ZooConfigError(
+            f"{key}={hyperparams.get(key, binning)!r} in {where(key)} does not fit the observation space: {error} "
+            f"Valid binnings for {observation_space}: {', '.join(valid_binnings(observation_space))}."
+        ) from error
 
 
 def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
@@ -343,7 +357,9 @@ def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
     return tuple(names)
 
 
-def observation_space_of(env_id: str, hyperparams: Mapping[str, Any], env_kwargs: Mapping[str, Any] | None = None) -> spaces.Space:
+def observation_space_of(
+    env_id: str, hyperparams: Mapping[str, Any], env_kwargs: Mapping[str, Any] | None = None
+) -> spaces.Space:
     """
     The observation space a model trained with an entry sees: the env made with its ``env_kwargs`` and
     wrapped with the entry's ``env_wrapper``, ``vec_env_wrapper`` and ``frame_stack``, as the Zoo builds it.
@@ -404,14 +420,15 @@ class SearchSpace:
         """
         low, high = N_STEPS_POW_RANGE
         n_envs = tuple(n for n in N_ENVS_CHOICES if n * 2**low <= n_timesteps) or N_ENVS_CHOICES[:1]
-        max_pow = int(math.floor(math.log2(max(n_timesteps, 1) / max(n_envs)))) if n_timesteps > 0 else high
+        max_pow = math.floor(math.log2(max(n_timesteps, 1) / max(n_envs))) if n_timesteps > 0 else high
         binnings = valid_binnings(observation_space) if observation_space is not None else cls.binnings
         return cls(binnings=binnings, n_envs=n_envs, max_n_steps_pow=min(max(max_pow, low), high))
 
 
 # The search space of the study the current thread's trial belongs to, set by GPGExperimentManager.objective
 # around the Zoo's objective (a context variable: Optuna's n_jobs > 1 runs trials in threads).
-_search_space: contextvars.ContextVar[SearchSpace] = contextvars.ContextVar("gpg_search_space", default=SearchSpace())
+# Unset: the defaults of SearchSpace() (n_envs not tuned), as under the Zoo's own ExperimentManager.
+_search_space: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("gpg_search_space", default=None)
 
 
 def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
@@ -430,7 +447,7 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     :param additional_args: The Zoo's extra sampler arguments (unused).
     :return: Constructor keyword arguments of GPG.
     """
-    space = _search_space.get()
+    space = _search_space.get() or SearchSpace()
     params: dict[str, Any] = {}
     if space.n_envs:
         params["n_envs"] = n_envs = trial.suggest_categorical("n_envs", space.n_envs)
@@ -527,6 +544,7 @@ class GPGExperimentManager(ExperimentManager):
                 f"Entries: {', '.join(map(str, entries))}."
             )
         hyperparams, saved_hyperparams = super().read_hyperparameters()
+        # The keys first, then (with the env made from a valid entry) whether the binning fits its observations.
         check_hyperparameters(
             hyperparams, self.config, entry, command_line=self.custom_hyperparams, n_timesteps=self.n_timesteps
         )
