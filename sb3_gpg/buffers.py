@@ -12,7 +12,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_gpg.binning import Binning, make_binning
-from sb3_gpg.estimator import GroupStats, group_advantages
+from sb3_gpg.estimator import GroupStats, check_estimator_options, fallback_active, group_advantages, no_signal_steps
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
 
@@ -23,6 +23,15 @@ class GroupRolloutBufferSamples(NamedTuple):
     old_log_prob: th.Tensor
     advantages: th.Tensor
     returns: th.Tensor
+
+
+class MaskableGroupRolloutBufferSamples(NamedTuple):
+    observations: TensorObs
+    actions: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    action_masks: th.Tensor
 
 
 class GroupRolloutBuffer(RolloutBuffer):
@@ -43,6 +52,14 @@ class GroupRolloutBuffer(RolloutBuffer):
     :param binning: A :class:`~sb3_gpg.binning.Binning`, a binning name or a callable (see
         :func:`~sb3_gpg.binning.make_binning`).
     :param bin_size: Cell size ε of the spatial binnings when ``binning`` is a name.
+    :param baseline: ``"mean"`` or ``"leave_one_out"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
+    :param advantage_scale: ``"none"`` or ``"bin_std"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
+    :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 for none; the coarser keys come from the
+        binning's ``coarser`` levels (see :func:`~sb3_gpg.estimator.group_advantages`).
+    :param bin_fallback: ``"replace"`` or ``"shrink"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
+    :param count_no_signal: Find the steps whose advantage carries no signal
+        (:func:`~sb3_gpg.estimator.no_signal_steps`), set their advantage to exactly 0 and store their share of
+        the group in ``no_signal_share`` (what GPG's ``signal_rescale`` needs).
     """
 
     def __init__(
@@ -56,11 +73,23 @@ class GroupRolloutBuffer(RolloutBuffer):
         n_envs: int = 1,
         binning: Binning | str | Callable = "time",
         bin_size: float | Sequence[float] = 1.0,
+        baseline: str = "mean",
+        advantage_scale: str = "none",
+        min_bin_samples: int = 0,
+        bin_fallback: str = "replace",
+        count_no_signal: bool = False,
     ):
         if gae_lambda != 1.0:
             raise ValueError(f"gae_lambda={gae_lambda!r}: GPG has no value function and uses Monte Carlo returns (1).")
+        check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
         self.binning = binning if isinstance(binning, Binning) else make_binning(binning, observation_space, bin_size)
+        self.baseline = baseline
+        self.advantage_scale = advantage_scale
+        self.min_bin_samples = min_bin_samples
+        self.bin_fallback = bin_fallback
+        self.count_no_signal = count_no_signal
         self.group_stats: GroupStats | None = None
+        self.no_signal_share: float | None = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
 
     # --- observation storage (the Dict variant overrides these three) ---
@@ -88,6 +117,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.generator_ready = False
         self._tensors: dict | None = None
         self.group_stats = None
+        self.no_signal_share = None
         self.pos = 0
         self.full = False
 
@@ -150,7 +180,10 @@ class GroupRolloutBuffer(RolloutBuffer):
         rows = self.pos
         n = rows * self.n_envs
         observations = self._map_observations(lambda obs: obs[:rows].reshape(n, *obs.shape[2:]))
-        keys = self.binning(observations, self.episode_times[:rows].reshape(n))
+        episode_times = self.episode_times[:rows].reshape(n)
+        keys = self.binning(observations, episode_times)
+        # The coarser levels' keys are computed only when a fallback will read them.
+        coarser = self.binning.coarser if fallback_active(self.min_bin_samples, self.bin_fallback) else ()
         valid = self.valid[:rows]
         estimate = group_advantages(
             self.rewards[:rows],
@@ -159,30 +192,41 @@ class GroupRolloutBuffer(RolloutBuffer):
             self.gamma,
             keys_include_time=self.binning.keys_include_time,
             valid=None if valid.all() else valid,
+            baseline=self.baseline,
+            advantage_scale=self.advantage_scale,
+            min_bin_samples=self.min_bin_samples,
+            bin_fallback=self.bin_fallback,
+            coarse_keys=[level(observations, episode_times).reshape(rows, self.n_envs, -1) for level in coarser],
+            coarse_keys_include_time=[level.keys_include_time for level in coarser],
         )
+        advantages = estimate.advantages
+        if self.count_no_signal:
+            no_signal = no_signal_steps(estimate.returns, estimate.baselines, advantages) & valid
+            advantages = np.where(no_signal, 0.0, advantages)
+            self.no_signal_share = float(no_signal.sum() / max(valid.sum(), 1))
         self.returns[:rows] = estimate.returns
-        self.advantages[:rows] = estimate.advantages
+        self.advantages[:rows] = advantages
         self.group_stats = estimate.stats
         self.full = True
         return estimate.stats
 
-    def _flat_tensors(self) -> dict:
-        """The group's steps, flattened and converted to tensors once per rollout (not per minibatch)."""
+    def _flatten(self, array: np.ndarray, dtype=None) -> th.Tensor:
+        """The group's steps of a ``(rows, n_envs, ...)`` array as one tensor."""
         rows = self.pos
         keep = self.valid[:rows].T.reshape(-1)
+        # Env-major order as SB3's swap_and_flatten, without its trailing axis for per-step scalars.
+        array = array[:rows].swapaxes(0, 1).reshape(-1, *array.shape[2:])[keep]
+        return self.to_torch(array if dtype is None else array.astype(dtype, copy=False), copy=False)
 
-        def flat(array: np.ndarray, dtype=None) -> th.Tensor:
-            # Env-major order as SB3's swap_and_flatten, without its trailing axis for per-step scalars.
-            array = array[:rows].swapaxes(0, 1).reshape(-1, *array.shape[2:])[keep]
-            return self.to_torch(array if dtype is None else array.astype(dtype, copy=False), copy=False)
-
+    def _flat_tensors(self) -> dict:
+        """The group's steps, flattened and converted to tensors once per rollout (not per minibatch)."""
         return dict(
-            observations=self._map_observations(flat),
+            observations=self._map_observations(self._flatten),
             # Cast to float32 as SB3 does (the policy converts discrete actions back to long).
-            actions=flat(self.actions, np.float32),
-            old_log_prob=flat(self.log_probs),
-            advantages=flat(self.advantages),
-            returns=flat(self.returns),
+            actions=self._flatten(self.actions, np.float32),
+            old_log_prob=self._flatten(self.log_probs),
+            advantages=self._flatten(self.advantages),
+            returns=self._flatten(self.returns),
         )
 
     def get(self, batch_size: int | None = None) -> Generator[GroupRolloutBufferSamples, None, None]:  # type: ignore[override]
@@ -239,3 +283,57 @@ class GroupDictRolloutBuffer(GroupRolloutBuffer):
 
     def _map_observations(self, fn: Callable[[np.ndarray], np.ndarray]):
         return {key: fn(obs) for key, obs in self.observations.items()}
+
+
+class MaskableGroupRolloutBuffer(GroupRolloutBuffer):
+    """
+    :class:`GroupRolloutBuffer` that also stores the invalid-action masks of each step (sb3-contrib's
+    ``MaskableRolloutBuffer`` layout: one float per action choice, 1 = valid), for
+    :class:`~sb3_gpg.MaskableGPG`. Arguments as :class:`GroupRolloutBuffer`.
+    """
+
+    action_masks: np.ndarray
+
+    def reset(self) -> None:
+        if isinstance(self.action_space, spaces.Discrete):
+            self.mask_dims = int(self.action_space.n)
+        elif isinstance(self.action_space, spaces.MultiDiscrete):
+            self.mask_dims = int(sum(self.action_space.nvec))
+        elif isinstance(self.action_space, spaces.MultiBinary) and isinstance(self.action_space.n, int):
+            self.mask_dims = 2 * self.action_space.n  # one mask per binary outcome
+        else:
+            raise ValueError(
+                f"Action masking does not support the action space {self.action_space}: valid spaces are Discrete, "
+                "MultiDiscrete and one-dimensional MultiBinary."
+            )
+        super().reset()
+        self.action_masks = np.ones((self.buffer_size, self.n_envs, self.mask_dims), dtype=np.float32)
+
+    def _grow(self) -> None:
+        extra = self.buffer_size
+        super()._grow()
+        self.action_masks = np.concatenate((self.action_masks, np.ones((extra, self.n_envs, self.mask_dims), np.float32)))
+
+    def add(self, *args, action_masks: np.ndarray | None = None, **kwargs) -> None:  # type: ignore[override]
+        """
+        Arguments as :meth:`GroupRolloutBuffer.add`, and:
+
+        :param action_masks: ``(n_envs, mask_dims)`` masks the actions were sampled under (default: all valid)
+        """
+        if self.pos == self.buffer_size:
+            self._grow()
+        if action_masks is not None:
+            self.action_masks[self.pos] = np.asarray(action_masks).reshape((self.n_envs, self.mask_dims))
+        super().add(*args, **kwargs)
+
+    def _flat_tensors(self) -> dict:
+        return dict(super()._flat_tensors(), action_masks=self._flatten(self.action_masks))
+
+    def _get_samples(self, batch_inds: th.Tensor, env: VecNormalize | None = None) -> MaskableGroupRolloutBufferSamples:  # type: ignore[override]
+        samples = super()._get_samples(batch_inds, env)
+        assert self._tensors is not None
+        return MaskableGroupRolloutBufferSamples(*samples, action_masks=self._tensors["action_masks"][batch_inds])
+
+
+class MaskableGroupDictRolloutBuffer(MaskableGroupRolloutBuffer, GroupDictRolloutBuffer):
+    """:class:`MaskableGroupRolloutBuffer` for ``Dict`` observation spaces. Arguments as :class:`GroupRolloutBuffer`."""

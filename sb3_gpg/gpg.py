@@ -21,13 +21,14 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_gpg.binning import BinningCallable, make_binning
 from sb3_gpg.buffers import GroupDictRolloutBuffer, GroupRolloutBuffer
-from sb3_gpg.estimator import GroupStats
+from sb3_gpg.estimator import GroupStats, check_estimator_options
 from sb3_gpg.policies import NO_CRITIC, CnnPolicy, CriticFreePolicy, MlpPolicy, MultiInputPolicy, actor_net_arch
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
 
 CRITIC_ARGUMENTS = ("gae_lambda", "vf_coef", "clip_range_vf")
 COLLECTION_MODES = ("window", "episodes")
+OBJECTIVES = ("clip", "pg")
 # Hyperparameters a PPO model hands to GPG.from_ppo (the critic's are dropped).
 _PPO_SHARED_HYPERPARAMETERS = (
     "learning_rate",
@@ -100,6 +101,32 @@ class GPG(PPO):
         ``"episodes"``: every env starts from a reset and runs whole episodes until it has taken at least
         ``n_steps`` steps and its episode ends; no truncated return enters the estimator, as Prop. 2 assumes.
         Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out.
+    :param baseline: The bin baseline. ``"mean"``: the mean of the bin's first-visit returns (Algorithm 2).
+        ``"leave_one_out"``: the mean of the *other* trajectories' returns in the bin, so that a step's baseline
+        never depends on its own trajectory (the unbiased U-statistic form); a bin of one trajectory keeps
+        the mean baseline (no signal at its first visit). See :func:`sb3_gpg.estimator.group_advantages`.
+    :param advantage_scale: ``"none"``, or ``"bin_std"`` to divide each advantage by its bin's (population)
+        standard deviation of returns, as GRPO does per group; a bin whose returns are all equal gives
+        advantage 0. PPO's per-minibatch ``normalize_advantage`` still applies on top.
+    :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 (default) for none. The levels are the
+        binning's own: space-time falls back on time, then on the universal bin; every other binning on the
+        universal bin. With ``bin_fallback="replace"`` a step whose bin holds fewer than ``k`` trajectories
+        takes the first coarser bin with at least ``k`` (the universal bin otherwise); with ``"shrink"``
+        every baseline shrinks toward the coarser one, ``(n b + k b_coarse) / (n + k)``. Note that the
+        universal bin's baseline is the mean return from the trajectories' first steps.
+    :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
+    :param signal_rescale: The correction of seeds/001 for steps whose bin carries no signal (its returns are
+        all equal, a bin of one trajectory included: the advantage is 0): their advantages are set to exactly
+        0, the per-minibatch advantage normalization (if on) is computed over the other steps and leaves them
+        at 0 (otherwise they would all get ``-mean / std`` from the minibatch, a signal from nowhere), and the
+        policy loss is multiplied by ``N / (N - N_zero)`` for the group's ``N`` steps of which ``N_zero``
+        carry no signal, so that it is the mean over the steps that do. The entropy bonus is not rescaled.
+    :param objective: ``"clip"``: PPO's clipped surrogate (the paper's). ``"pg"``: the plain importance-weighted
+        policy gradient ``-mean(ratio * A)`` with no clipping (seeds/001's direct objective): at the first
+        epoch ``ratio = 1`` and its gradient is exactly the policy gradient estimate
+        ``-mean(A * grad log pi)``; later epochs and minibatches are not held near the rollout policy
+        (``n_epochs=1`` or ``target_kl`` bound them). ``clip_range`` is then only used for the logged
+        clip fraction.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -138,6 +165,12 @@ class GPG(PPO):
         binning: str | BinningCallable = "time",
         bin_size: float | Sequence[float] = 1.0,
         collection: str = "window",
+        baseline: str = "mean",
+        advantage_scale: str = "none",
+        min_bin_samples: int = 0,
+        bin_fallback: str = "replace",
+        signal_rescale: bool = False,
+        objective: str = "clip",
         **kwargs: Any,
     ):
         critic_arguments = [name for name in CRITIC_ARGUMENTS if name in kwargs]
@@ -150,16 +183,28 @@ class GPG(PPO):
             raise TypeError(f"GPG.__init__() got unexpected keyword arguments {sorted(kwargs)}")
         if collection not in COLLECTION_MODES:
             raise ValueError(f"Unknown collection={collection!r}: valid modes are {', '.join(COLLECTION_MODES)}.")
-        if isinstance(policy, type) and not issubclass(policy, CriticFreePolicy):
+        check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"Unknown objective={objective!r}: valid objectives are {', '.join(map(repr, OBJECTIVES))}.")
+        if not isinstance(signal_rescale, (bool, np.bool_)):
+            raise ValueError(f"signal_rescale={signal_rescale!r} must be True or False.")
+        policy_base = self.policy_aliases["MlpPolicy"]
+        if isinstance(policy, type) and not issubclass(policy, policy_base):
             raise ValueError(
-                f"policy={policy.__name__} is not critic-free: GPG needs a CriticFreePolicy "
-                f"({', '.join(self.policy_aliases)} or a subclass of sb3_gpg.policies.CriticFreePolicy)."
+                f"policy={policy.__name__} is not critic-free: {type(self).__name__} needs a {policy_base.__name__} "
+                f"({', '.join(self.policy_aliases)} or a subclass of {policy_base.__module__}.{policy_base.__name__})."
             )
         if policy_kwargs and "net_arch" in policy_kwargs:
             actor_net_arch(policy_kwargs["net_arch"])  # refuse a critic's layers before anything is built
         self.binning = binning
         self.bin_size = bin_size
         self.collection = collection
+        self.baseline = baseline
+        self.advantage_scale = advantage_scale
+        self.min_bin_samples = min_bin_samples
+        self.bin_fallback = bin_fallback
+        self.signal_rescale = bool(signal_rescale)
+        self.objective = objective
         super().__init__(
             policy,
             env,
@@ -214,13 +259,20 @@ class GPG(PPO):
             gamma=self.gamma,
             n_envs=self.n_envs,
             binning=binning,
+            baseline=self.baseline,
+            advantage_scale=self.advantage_scale,
+            min_bin_samples=self.min_bin_samples,
+            bin_fallback=self.bin_fallback,
+            count_no_signal=self.signal_rescale,
             **self.rollout_buffer_kwargs,
         )
+        # use_sde only when on: the masking policies (discrete actions, no gSDE) take no such argument.
+        sde_kwargs = {"use_sde": True} if self.use_sde else {}
         self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+            self.observation_space, self.action_space, self.lr_schedule, **sde_kwargs, **self.policy_kwargs
         )
         self.policy = self.policy.to(self.device)
-        self._maybe_recommend_cpu(mlp_class_name=CriticFreePolicy.__name__)
+        self._maybe_recommend_cpu(mlp_class_name=self.policy_aliases["MlpPolicy"].__name__)
         self.clip_range = FloatSchedule(self.clip_range)
 
     def _setup_learn(
@@ -281,7 +333,7 @@ class GPG(PPO):
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
-                actions, log_probs = self.policy(obs_tensor)
+                actions, log_probs, step_data = self._sample_actions(obs_tensor, env)
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -308,6 +360,7 @@ class GPG(PPO):
                 log_probs,
                 self._episode_time,
                 valid=collecting if complete_episodes else None,
+                **step_data,
             )
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
@@ -327,6 +380,68 @@ class GPG(PPO):
         callback.on_rollout_end()
         return True
 
+    def _sample_actions(self, obs_tensor: th.Tensor | dict[str, th.Tensor], env: VecEnv) -> tuple[th.Tensor, th.Tensor, dict]:
+        """
+        Sample the rollout's actions (the one step of collection that :class:`~sb3_gpg.MaskableGPG` changes).
+
+        :param obs_tensor: The current observations
+        :param env: The training environment
+        :return: actions, their log probabilities, and keyword arguments that ``rollout_buffer.add`` stores
+            with the step (none here)
+        """
+        actions, log_probs = self.policy(obs_tensor)
+        return actions, log_probs, {}
+
+    def _evaluate_actions(self, rollout_data: Any, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
+        """
+        Log probabilities and entropy of a minibatch's actions under the current policy.
+
+        :param rollout_data: The minibatch (``GroupRolloutBufferSamples``)
+        :param actions: Its actions, as the policy's distribution takes them
+        :return: log probabilities and entropy (``None`` without an analytical form)
+        """
+        return self.policy.evaluate_actions(rollout_data.observations, actions)
+
+    def _minibatch_advantages(self, advantages: th.Tensor) -> th.Tensor:
+        """A minibatch's advantages as the loss uses them: normalized per minibatch if ``normalize_advantage``."""
+        if self.signal_rescale:
+            return self._normalize_signal_advantages(advantages) if self.normalize_advantage else advantages
+        # Normalization does not make sense if mini batchsize == 1, see SB3 GH issue #325
+        if self.normalize_advantage and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return advantages
+
+    def _policy_loss(self, advantages: th.Tensor, ratio: th.Tensor, clip_range: float) -> th.Tensor:
+        """
+        The policy loss of ``objective``: PPO's clipped surrogate, or the plain importance-weighted policy
+        gradient ``-mean(ratio * A)``.
+
+        :param advantages: A minibatch's advantages
+        :param ratio: ``pi(a|s) / pi_old(a|s)`` of its actions
+        :param clip_range: The clipping parameter (``"clip"`` only)
+        :return: The loss to minimize (before ``signal_rescale``)
+        """
+        if self.objective == "pg":
+            return -(advantages * ratio).mean()
+        policy_loss_1 = advantages * ratio
+        policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+        return -th.min(policy_loss_1, policy_loss_2).mean()
+
+    @staticmethod
+    def _normalize_signal_advantages(advantages: th.Tensor) -> th.Tensor:
+        """
+        Per-minibatch advantage normalization for ``signal_rescale``: mean and std of the steps that carry
+        signal (a nonzero advantage), and the steps that carry none stay exactly 0.
+
+        :param advantages: A minibatch's advantages
+        :return: The normalized advantages
+        """
+        signal = advantages != 0
+        if int(signal.sum()) < 2:  # as PPO, no normalization of a single value
+            return advantages
+        values = advantages[signal]
+        return th.where(signal, (advantages - values.mean()) / (values.std() + 1e-8), 0.0)
+
     def _check_rewards(self, rewards: np.ndarray, step: int) -> None:
         """Refuse non-finite rewards before they reach a baseline that every step of their bin shares."""
         bad = ~np.isfinite(rewards)
@@ -341,7 +456,9 @@ class GPG(PPO):
     def _record_group_stats(self, stats: GroupStats) -> None:
         for name, value in vars(stats).items():
             self.logger.record(f"group/{name}", value)
-        if stats.single_sample_share == 1.0 and not self._warned_no_signal:
+        if self.rollout_buffer.no_signal_share is not None:
+            self.logger.record("group/no_signal_share", self.rollout_buffer.no_signal_share)
+        if stats.single_sample_share == 1.0 and stats.fallback_share == 0.0 and not self._warned_no_signal:
             self._warned_no_signal = True
             warnings.warn(
                 f"Every step of this group sits alone in its bin (binning={self.rollout_buffer.binning.name!r}, "
@@ -356,11 +473,17 @@ class GPG(PPO):
         """
         Update the policy on the collected group: PPO's clipped surrogate and entropy bonus, with no value
         loss and no value forward pass. (PPO.train without the critic's lines; losses are accumulated as
-        tensors and read once per update rather than once per minibatch.)
+        tensors and read once per update rather than once per minibatch.) ``objective`` and
+        ``signal_rescale`` change the policy loss as documented in the class.
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        signal_factor = 1.0
+        if self.signal_rescale:
+            no_signal_share = self.rollout_buffer.no_signal_share or 0.0
+            # N / (N - N_zero); a group without any signal has a zero loss whatever the factor.
+            signal_factor = 1.0 / (1.0 - no_signal_share) if no_signal_share < 1.0 else 1.0
 
         pg_losses, entropy_losses, clip_fractions, approx_kl_divs = [], [], [], []
         continue_training = True
@@ -370,17 +493,13 @@ class GPG(PPO):
                 if isinstance(self.action_space, spaces.Discrete):
                     actions = rollout_data.actions.long().flatten()
 
-                log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
-                advantages = rollout_data.advantages
-                # Normalization does not make sense if mini batchsize == 1, see SB3 GH issue #325
-                if self.normalize_advantage and len(advantages) > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
+                log_prob, entropy = self._evaluate_actions(rollout_data, actions)
+                advantages = self._minibatch_advantages(rollout_data.advantages)
                 log_ratio = log_prob - rollout_data.old_log_prob
                 ratio = th.exp(log_ratio)
-                policy_loss_1 = advantages * ratio
-                policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
+                policy_loss = self._policy_loss(advantages, ratio, clip_range)
+                if self.signal_rescale:
+                    policy_loss = policy_loss * signal_factor
                 # Approximate entropy when no analytical form
                 entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss
@@ -420,6 +539,8 @@ class GPG(PPO):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
+        if self.signal_rescale:
+            self.logger.record("train/signal_rescale", signal_factor)
 
     def learn(
         self: SelfGPG,
@@ -451,7 +572,7 @@ class GPG(PPO):
         """
         data, _, _ = load_from_zip_file(path, device=device, custom_objects=kwargs.get("custom_objects"), load_data=True)
         policy_class = data.get("policy_class") if data else None
-        if isinstance(policy_class, type) and not issubclass(policy_class, CriticFreePolicy):
+        if isinstance(policy_class, type) and not issubclass(policy_class, cls.policy_aliases["MlpPolicy"]):
             raise ValueError(
                 f"{path} holds a {policy_class.__name__} (an actor-critic checkpoint, e.g. PPO), not a GPG model. "
                 "Build a GPG model from it with GPG.from_ppo(path, env), which copies the actor and drops the critic."
@@ -491,9 +612,13 @@ class GPG(PPO):
         hyperparameters = {name: getattr(ppo, name) for name in _PPO_SHARED_HYPERPARAMETERS}
         hyperparameters.update(kwargs)
         hyperparameters["policy_kwargs"] = {**policy_kwargs, **hyperparameters.get("policy_kwargs", {})}
-        policy_class = {"ActorCriticPolicy": MlpPolicy, "ActorCriticCnnPolicy": CnnPolicy}.get(
-            type(ppo.policy).__name__, MultiInputPolicy if isinstance(ppo.observation_space, spaces.Dict) else MlpPolicy
-        )
+        alias = {
+            "ActorCriticPolicy": "MlpPolicy",
+            "ActorCriticCnnPolicy": "CnnPolicy",
+            "MaskableActorCriticPolicy": "MlpPolicy",
+            "MaskableActorCriticCnnPolicy": "CnnPolicy",
+        }.get(type(ppo.policy).__name__, "MultiInputPolicy" if isinstance(ppo.observation_space, spaces.Dict) else "MlpPolicy")
+        policy_class = cls.policy_aliases[alias]
         model = cls(policy_class, env if env is not None else ppo.get_env(), device=device, **hyperparameters)
 
         actor_state = model.policy.state_dict()
