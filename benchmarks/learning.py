@@ -1,0 +1,310 @@
+"""Learning benchmark: GPG against SB3's PPO, same seeds and hyperparameters (paper Table 1, Figures 2-3).
+
+Tasks: CartPole-v1, CliffWalking-v1 (with a 200-step TimeLimit: it has none by default), LunarLander-v3 and
+HalfCheetah-v5, each at 1, 4, 16, 32 and 128 parallel envs, 200 iterations (rollout + update) per run, so a run
+takes ``200 * n_envs * n_steps`` env steps. One hyperparameter set per task from the paper's sources, shared by
+both algorithms (``common.TASKS``); PPO also gets its critic (``gae_lambda`` of the source, ``vf_coef`` 0.5).
+Evaluation: the final policy, deterministic, on 5 episodes per training seed, each on a fresh env with its own
+seed (VecNormalize statistics of training, frozen).
+
+Profiles (``--profile``):
+
+- ``paper``: the paper's protocol. 4 seeds x 5 eval episodes; rollouts of 128 (CartPole, CliffWalking), 1024
+  (LunarLander) and 2048 (HalfCheetah) steps per env; 1-128 envs. Needs a bigger machine (HalfCheetah at 128 envs
+  alone is 52M env steps per run).
+- ``reduced``: sized for a 2-core machine from measured throughput (``throughput`` below): ~6 CPU hours with the
+  ablation, ~3 h with 2 workers. Changes: 2 seeds (0, 1) instead of 4; LunarLander rollouts of 256 steps per env
+  instead of 1024 and HalfCheetah 256 instead of 2048 (4x and 8x fewer env steps per iteration; the minibatch rule
+  and every other hyperparameter unchanged); LunarLander at 1-32 envs (128 would add 2.3 CPU hours), HalfCheetah at
+  1-16 (32 and 128 would add ~10). Unchanged: 200 iterations, 5 eval episodes per seed, CartPole and CliffWalking
+  entirely (128 steps, all of 1-128 envs).
+- ``smoke``: a one-minute check of the harness.
+
+Usage (from the repository root)::
+
+    python benchmarks/learning.py throughput --profile reduced         # time each task; predict the sweep
+    python benchmarks/learning.py run --profile reduced --workers 1 --with-ablation
+    python benchmarks/learning.py report --profile reduced            # tables, plots, RESULTS.md section
+
+Runs are ordered seed by seed, then env count, then task, GPG then PPO, so an interrupted sweep holds paired
+GPG/PPO results for every cell of the first seed. Each finished run writes
+``benchmarks/results/learning/<profile>/<task>/<algo>_n<envs>_s<seed>.json``; a restarted sweep skips those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ablation import GROUP_SIZES, INTRO, ablation_specs
+from common import (
+    ALGOS,
+    PROFILES,
+    RESULTS,
+    TASKS,
+    CellScores,
+    RunSpec,
+    build_model,
+    check_choice,
+    command_line,
+    filled_curve,
+    load_results,
+    machine,
+    markdown_table,
+    replace_section,
+    run_sweep,
+)
+
+# Paper Table 1: reward after 200 iterations, mean ± std over 4 training seeds x 5 eval seeds. CartPole at 1-16
+# envs is unreadable in the source text.
+PAPER_TABLE_1: dict[tuple[str, int, str], str] = {}
+for _task, _column in {
+    "cartpole": [None] * 6 + ["481.10 ± 10.85", "442.80 ± 15.04", "495.45 ± 2.13", "474.20 ± 7.61"],
+    "cliffwalking": ["-261.30 ± 70.56", "-442.93 ± 73.40", "-17.45 ± 0.11", "-17.62 ± 0.15", "-17.00 ± 0.00",
+                     "-17.00 ± 0.00", "-17.15 ± 0.09", "-17.00 ± 0.00", "-17.00 ± 0.00", "-17.00 ± 0.00"],
+    "halfcheetah": ["333.70 ± 94.87", "679.33 ± 278.55", "1031.65 ± 24.77", "1346.30 ± 15.33", "1000.05 ± 130.02",
+                    "736.45 ± 149.77", "1940.86 ± 142.08", "1142.48 ± 570.77", "2773.61 ± 222.93", "1516.90 ± 305.42"],
+    "lunarlander": ["-18.78 ± 6.76", "-19.58 ± 12.73", "74.29 ± 10.33", "117.77 ± 5.39", "75.81 ± 12.26",
+                    "157.59 ± 10.03", "169.67 ± 20.79", "157.77 ± 10.00", "257.39 ± 0.80", "200.97 ± 4.42"],
+}.items():  # fmt: skip
+    for _i, _value in enumerate(_column):
+        PAPER_TABLE_1[_task, (1, 4, 16, 32, 128)[_i // 2], ALGOS[_i % 2]] = _value or "unreadable"
+TASK_TITLES = {"cartpole": "CartPole", "cliffwalking": "CliffWalking", "lunarlander": "LunarLander",
+               "halfcheetah": "HalfCheetah"}  # fmt: skip
+
+
+def learning_specs(profile: str, tasks: Sequence[str], algos: Sequence[str], envs: Sequence[int] | None,
+                   seeds: Sequence[int], with_ablation: bool = False) -> list[RunSpec]:  # fmt: skip
+    """The sweep's runs in round-robin order: seed, env count, task, algorithm. With ``with_ablation`` the binning
+    ablation's runs for a seed and group size follow that env count's learning runs."""
+    settings = PROFILES[profile]
+    counts = sorted(n for n in {n for task in tasks for n in settings.env_counts[task]} if not envs or n in envs)
+    specs = []
+    for seed in seeds:
+        for n_envs in counts:
+            specs += [RunSpec(task, algo, n_envs, seed, profile) for task in tasks if n_envs in settings.env_counts[task]
+                      for algo in algos]  # fmt: skip
+            if with_ablation and n_envs in GROUP_SIZES:
+                specs += ablation_specs(profile, [seed], [n_envs])
+    return specs
+
+
+def throughput(profile: str, tasks: Sequence[str], algos: Sequence[str], envs: Sequence[int] | None,
+               iterations: int, with_ablation: bool, out: Path) -> None:  # fmt: skip
+    """Time a few iterations of each (task, algo, env count) in this process and predict the sweep's duration."""
+    settings = PROFILES[profile]
+    rows, total = [], 0.0
+    per_run: dict[tuple[str, str, int], float] = {}
+    for task in tasks:
+        for n_envs in settings.env_counts[task]:
+            if envs and n_envs not in envs:
+                continue
+            for algo in algos:
+                model = build_model(RunSpec(task, algo, n_envs, 0, profile))
+                steps = n_envs * model.n_steps
+                model.learn(steps)  # warm-up: first reset, allocations
+                start = time.perf_counter()
+                model.learn(iterations * steps, reset_num_timesteps=False)
+                seconds = (time.perf_counter() - start) / iterations
+                per_run[task, algo, n_envs] = seconds * settings.iterations
+                total += per_run[task, algo, n_envs] * len(settings.seeds)
+                rows.append([TASK_TITLES[task], n_envs, algo.upper(), model.n_steps, f"{steps / seconds:,.0f}",
+                             f"{seconds:.3f}", f"{per_run[task, algo, n_envs] / 60:.1f}"])  # fmt: skip
+                print(rows[-1], flush=True)
+                model.get_env().close()
+    ablation = 0.0
+    if with_ablation and "lunarlander" in tasks and "gpg" in algos:
+        # Every ablation configuration is costed as GPG with time binning (space binnings cost about the same;
+        # complete-episode collection costs more, up to one extra episode per env and iteration).
+        extra_configs = len(ablation_specs(profile, [0], [GROUP_SIZES[0]])) - 1
+        ablation = sum(per_run.get(("lunarlander", "gpg", n), 0.0) for n in GROUP_SIZES) * extra_configs
+        ablation *= len(settings.seeds)
+    table = markdown_table(["task", "envs", "algo", "n_steps", "env steps/s", "s/iteration", "min per run"], rows)
+    text = (
+        f"Command: `{command_line()}`\nMachine: {machine()}, one torch thread.\n\n{table}\n"
+        f"Predicted {profile} sweep: learning {total / 3600:.1f} CPU hours, ablation {ablation / 3600:.1f} CPU hours; "
+        f"together {(total + ablation) / 3600:.1f} h with 1 worker, {(total + ablation) / 7200:.1f} h with 2.\n"
+    )
+    path = out / "learning" / profile / "throughput.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+
+
+def plot_curves(profile: str, task: str, records: dict[RunSpec, dict], out: Path) -> list[Path]:
+    """Per task: one PNG against iterations and one against env steps, a subplot per env count, GPG and PPO
+    (mean over seeds, shaded min-max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = PROFILES[profile].env_counts[task]
+    paths = []
+    for axis in ("iterations", "steps"):
+        fig, axes = plt.subplots(1, len(counts), figsize=(3.4 * len(counts), 3.2), sharey=True, squeeze=False)
+        for ax, n_envs in zip(axes[0], counts, strict=True):
+            for algo, color in zip(ALGOS, ("tab:red", "tab:blue"), strict=True):
+                runs = [filled_curve(r) for s, r in records.items() if s.algo == algo and s.n_envs == n_envs]
+                if not runs:
+                    continue
+                length = min(len(values) for _, values in runs)
+                values = np.vstack([v[:length] for _, v in runs])
+                x = np.arange(1, length + 1) if axis == "iterations" else np.mean([s[:length] for s, _ in runs], axis=0)
+                with np.errstate(all="ignore"):
+                    mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
+                ax.plot(x, mean, color=color, lw=1.3, label=f"{algo.upper()} ({len(runs)} seeds)")
+                ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
+            ax.set_title(f"{n_envs} env{'s' if n_envs > 1 else ''}")
+            ax.set_xlabel("iteration" if axis == "iterations" else "env steps")
+            if axis == "steps":
+                ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        axes[0][0].set_ylabel("training episode return")
+        fig.suptitle(f"{TASKS[task].env_id}: GPG vs PPO ({profile} profile; mean over seeds, shaded min-max)",
+                     fontsize=10)  # fmt: skip
+        fig.tight_layout()
+        path = out / f"{task}_curves_{axis}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def report(profile: str, tasks: Sequence[str], root: Path, results_md: Path) -> None:
+    """Table 1 next to the paper's, learning-curve plots, and the RESULTS.md section."""
+    settings = PROFILES[profile]
+    results = {s: r for s, r in load_results(root).items() if s.profile == profile and s.variant == "default"}
+    out = root / "learning" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    expected = len(settings.seeds)
+    counts = sorted({n for task in tasks for n in settings.env_counts[task]})
+    rows = []
+    for n_envs in counts:
+        for algo in ALGOS:
+            row: list[str] = [str(n_envs), algo.upper()]
+            for task in tasks:
+                if n_envs not in settings.env_counts[task]:
+                    row += ["not in profile", PAPER_TABLE_1[task, n_envs, algo]]
+                    continue
+                cell = CellScores(expected)
+                for spec, record in results.items():
+                    if (spec.task, spec.algo, spec.n_envs) == (task, algo, n_envs) and spec.seed in settings.seeds:
+                        cell.add(record)
+                row += [cell.text(), PAPER_TABLE_1[task, n_envs, algo]]
+            rows.append(row)
+    header = ["envs", "algo"]
+    for task in tasks:
+        header += [f"{TASK_TITLES[task]} (ours)", f"{TASK_TITLES[task]} (paper)"]
+    table = markdown_table(header, rows)
+
+    plots = []
+    for task in tasks:
+        records = {s: r for s, r in results.items() if s.task == task}
+        plots += plot_curves(profile, task, records, out)
+    plot_links = "\n".join(f"- {p.stem.replace('_', ' ')}: [{p.name}](results/learning/{profile}/{p.name})" for p in plots)
+
+    settings_rows = []
+    for task in tasks:
+        t = TASKS[task]
+        n_steps = settings.n_steps[task]
+        batches = ", ".join(f"{n}: {t.batch_size(n, n_steps)}" for n in settings.env_counts[task])
+        settings_rows.append([
+            t.env_id, t.source, n_steps, f"{'linear from ' if t.anneal_lr else ''}{t.learning_rate:g}", t.gamma,
+            t.n_epochs, batches, t.ent_coef, t.gae_lambda, "obs + reward, clip 10" if t.normalize else "-",
+            f"TimeLimit({t.time_limit})" if t.time_limit else "-",
+        ])  # fmt: skip
+    hyper = markdown_table(["task", "source", "n_steps", "learning rate", "gamma", "epochs", "batch size per env count",
+                            "entropy", "PPO gae_lambda", "VecNormalize", "wrapper"], settings_rows)  # fmt: skip
+    runs_done = sum(1 for s in results if s.task in tasks and s.seed in settings.seeds)
+    runs_total = sum(len(settings.env_counts[t]) for t in tasks) * len(ALGOS) * expected
+    steps_per_s = {}
+    for spec, record in results.items():
+        steps_per_s.setdefault((spec.task, spec.algo), []).append(record["steps_per_second"])
+    speed = ", ".join(f"{TASK_TITLES[t]} {a.upper()} {np.median(v):,.0f}" for (t, a), v in sorted(steps_per_s.items()))
+    throughput_file = out / "throughput.md"
+    throughput_text = throughput_file.read_text().strip() if throughput_file.exists() else "not measured"
+    body = f"""Command: `{command_line()}` (runs: `python benchmarks/learning.py run --profile {profile} --with-ablation`).
+Machine: {machine()}, one torch thread per run, shared with other work (timings are noisy).
+Profile `{profile}`: {settings.description}. {runs_done} of {runs_total} runs finished.
+
+Cells: final deterministic evaluation return after {settings.iterations} iterations, mean ± std over
+{expected} training seeds x {settings.eval_episodes} evaluation episodes, and the interquartile mean with its 95%
+stratified-bootstrap confidence interval (rliable, 2000 resamples; the evaluation episodes of all seeds are pooled as
+the paper pools them, so the CI does not separate seed-to-seed from episode-to-episode variation). "paper" is
+Table 1 of the paper (4 seeds x 5 eval seeds, the paper's rollout lengths: compare the reduced profile's
+LunarLander and HalfCheetah cells with it only loosely, they train on 4x and 8x fewer env steps).
+
+{table}
+Hyperparameters (shared by GPG and PPO; PPO adds its critic: `gae_lambda` below, `vf_coef` 0.5, a separate 64-64
+tanh value network; both: 64-64 tanh policy, clip 0.2, max grad norm 0.5, advantage normalization per minibatch,
+Adam eps 1e-5, SB3's DummyVecEnv with Monitor):
+
+{hyper}
+Learning curves (training episodes' return per iteration, the mean of the episodes that ended in it, carried forward
+when none did; mean over seeds, shaded min-max):
+
+{plot_links}
+
+Median env steps/s per run (training, including updates): {speed or "none yet"}.
+
+Throughput measured before the sweep, which sized the reduced profile
+([throughput.md](results/learning/{profile}/throughput.md)):
+
+{throughput_text}
+"""
+    (out / "learning.md").write_text(body)
+    replace_section(results_md, "Learning benchmark", body, INTRO)
+    print(body)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {"run": "run the sweep's missing runs", "report": "write the table, the plots and the RESULTS.md section",
+             "throughput": "time a few iterations per task and predict the sweep's duration"}  # fmt: skip
+    for name, text in helps.items():
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
+        command.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"tasks (default all: {', '.join(TASKS)})")
+        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
+        if name in ("run", "throughput"):
+            command.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms (default gpg ppo)")
+            command.add_argument("--envs", type=int, nargs="+", help="env counts (default: the profile's per task)")
+            command.add_argument("--with-ablation", action="store_true",
+                                 help="also run the binning ablation (ablation.py) after each of its group sizes")  # fmt: skip
+        if name == "run":
+            command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
+            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
+        if name == "throughput":
+            command.add_argument("--iterations", type=int, default=2, help="timed iterations per setting (default 2)")
+        if name == "report":
+            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
+                                 help="markdown file whose 'Learning benchmark' section is rewritten")  # fmt: skip
+    args = parser.parse_args(argv)
+    check_choice("profile", args.profile, PROFILES)
+    for task in args.tasks:
+        check_choice("task", task, TASKS)
+    for algo in getattr(args, "algos", ()):
+        check_choice("algo", algo, ALGOS)
+    if args.command == "run":
+        specs = learning_specs(args.profile, args.tasks, args.algos, args.envs,
+                               args.seeds or PROFILES[args.profile].seeds, args.with_ablation)  # fmt: skip
+        sys.exit(1 if run_sweep(specs, args.workers, args.out) else 0)
+    elif args.command == "throughput":
+        throughput(args.profile, args.tasks, args.algos, args.envs, args.iterations, args.with_ablation, args.out)
+    else:
+        report(args.profile, args.tasks, args.out, args.results_md)
+
+
+if __name__ == "__main__":
+    main()
