@@ -442,6 +442,15 @@ class GPG(PPO):
         values = advantages[signal]
         return th.where(signal, (advantages - values.mean()) / (values.std() + 1e-8), 0.0)
 
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        # SB3 reads every env's info on every step; episode statistics and success flags come only with a
+        # done, so only the envs that just finished are read (no Python loop over all envs per step).
+        if dones is None:
+            return super()._update_info_buffer(infos, dones)
+        ended = np.flatnonzero(dones)
+        if ended.size:
+            super()._update_info_buffer([infos[i] for i in ended], np.asarray(dones)[ended])
+
     def _check_rewards(self, rewards: np.ndarray, step: int) -> None:
         """Refuse non-finite rewards before they reach a baseline that every step of their bin shares."""
         bad = ~np.isfinite(rewards)

@@ -164,16 +164,33 @@ class CriticFreePolicy(ActorCriticPolicy):
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:  # type: ignore[override]
         """
-        Sample actions.
+        Sample actions (the rollout's forward pass).
 
         :param obs: Observation
         :param deterministic: Whether to sample or use deterministic actions
         :return: action and log probability of the action (no value: there is no critic)
         """
+        if isinstance(self.action_dist, CategoricalDistribution):
+            return self._sample_categorical(obs, deterministic)
         distribution = self.get_distribution(obs)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         return actions.reshape((-1, *self.action_space.shape)), log_prob  # type: ignore[misc]
+
+    def _sample_categorical(self, obs: PyTorchObs, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
+        """
+        Discrete actions without building a ``torch.distributions.Categorical``, whose construction and
+        validation cost several times the network itself on small batches (the rollout calls this once per
+        step). Sampling is exact: the argmax of log-probabilities plus Gumbel noise is a draw from the softmax.
+        """
+        features = super().extract_features(obs, self.pi_features_extractor)
+        log_probs = th.log_softmax(self.action_net(self.mlp_extractor.forward_actor(features)), dim=-1)
+        if deterministic:
+            actions = log_probs.argmax(dim=-1, keepdim=True)
+        else:
+            gumbel = -th.empty_like(log_probs).exponential_().log()
+            actions = (log_probs + gumbel).argmax(dim=-1, keepdim=True)
+        return actions.squeeze(-1), log_probs.gather(-1, actions).squeeze(-1)
 
     def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:  # type: ignore[override]
         """
