@@ -4,7 +4,8 @@ from importlib.resources import files
 
 from sb3_gpg.buffers import GroupDictRolloutBuffer, GroupRolloutBuffer
 from sb3_gpg.gpg import GPG
+from sb3_gpg.maskable import MaskableGPG
 
 __version__ = files("sb3_gpg").joinpath("version.txt").read_text().strip()
 
-__all__ = ["GPG", "GroupDictRolloutBuffer", "GroupRolloutBuffer", "__version__"]
+__all__ = ["GPG", "GroupDictRolloutBuffer", "GroupRolloutBuffer", "MaskableGPG", "__version__"]
