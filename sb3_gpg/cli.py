@@ -18,10 +18,12 @@ import argparse
 import contextlib
 import difflib
 import importlib
+import importlib.util
 import runpy
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 PROG = "sb3-gpg"
 
@@ -132,9 +134,21 @@ def _record_video() -> None:
 
 def _plot(name: str) -> Callable[[], None]:
     def run() -> None:
-        from rl_zoo3 import plots
+        if name == "plot_from_file":
+            from rl_zoo3.plots.plot_from_file import plot_from_file
 
-        getattr(plots, name)()
+            plot_from_file()
+            return
+        # plot_train and all_plots are loaded from their files: the package rl_zoo3.plots imports all its
+        # scripts, plot_from_file's rliable (and its dependencies) included, which these two do not need.
+        spec = importlib.util.find_spec("rl_zoo3")
+        assert spec is not None and spec.submodule_search_locations
+        path = Path(spec.submodule_search_locations[0]) / "plots" / f"{name}.py"
+        module_spec = importlib.util.spec_from_file_location(f"_sb3_gpg_zoo_{name}", path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        getattr(module, name)()
 
     return run
 

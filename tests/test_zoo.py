@@ -83,8 +83,11 @@ def test_train_help_lists_gpg_among_the_zoo_algorithms(capsys: pytest.CaptureFix
 # The command line end to end
 
 
-def test_train_gpg_then_load_and_enjoy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m sb3_gpg train`` with the packaged gpg.yml, evaluations, progress bar and tensorboard logs."""
+def test_train_gpg_then_load_and_enjoy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m sb3_gpg train`` with the packaged gpg.yml, evaluations, progress bar and tensorboard logs;
+    the model then loads with GPG.load, and enjoy, all_plots and record_video use it."""
     tensorboard = importlib.util.find_spec("tensorboard") is not None
     args = ["-m", "sb3_gpg", "train", "--algo", "gpg", "--env", "CartPole-v1", "-f", "logs", "--seed", "0"]
     args += ["-n", "2048", "--num-threads", "1", "--eval-freq", "1024", "--eval-episodes", "2", "-P"]
@@ -110,6 +113,22 @@ def test_train_gpg_then_load_and_enjoy(tmp_path: Path, capsys: pytest.CaptureFix
         == 0
     )
     assert "Mean reward:" in capsys.readouterr().out
+
+    # The Zoo's plots and videos of the run, through the same command.
+    if importlib.util.find_spec("seaborn") is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        plots = tmp_path / "plots"
+        assert main(["all_plots", "-a", "gpg", "-e", "CartPole-v1", "-f", folder, "--no-display", "-o", str(plots)]) == 0
+        assert plots.with_suffix(".pkl").is_file()
+    if importlib.util.find_spec("moviepy") is not None and importlib.util.find_spec("pygame") is not None:
+        monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # pygame renders off screen
+        videos = tmp_path / "videos"
+        assert (
+            main(["record_video", "--algo", "gpg", "--env", "CartPole-v1", "-f", folder, "-n", "50", "-o", str(videos)]) == 0
+        )
+        assert list(videos.glob("final-model-gpg-CartPole-v1-*.mp4"))
 
 
 def test_train_ppo_through_the_same_command(tmp_path: Path) -> None:
