@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import functools
 import importlib
 import importlib.util
 import runpy
@@ -24,6 +25,8 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from sb3_gpg.vec_env import VEC_ENV_BACKENDS
 
 PROG = "sb3-gpg"
 
@@ -65,16 +68,6 @@ def _program_argv(command: str, args: Sequence[str]) -> Iterator[None]:
         sys.argv = saved
 
 
-@contextlib.contextmanager
-def _replaced(module: object, name: str, value: object) -> Iterator[None]:
-    saved = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
-
-
 def _check_env(args: Sequence[str]) -> None:
     """Check ``--env`` (after importing ``--gym-packages``) before the Zoo builds anything."""
     from sb3_gpg import zoo
@@ -93,10 +86,34 @@ def _train() -> None:
 
     from sb3_gpg import zoo
 
+    # The Zoo's parser knows --vec-env dummy|subproc only: a batched backend is taken out of the arguments
+    # and handed to the experiment manager, which builds the envs with it.
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--vec-env", default="dummy")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    backend = known.vec_env
+    if backend not in ("dummy", "subproc"):
+        if backend not in VEC_ENV_BACKENDS:
+            raise zoo.ZooConfigError(f"Unknown --vec-env {backend!r}: valid backends are {', '.join(VEC_ENV_BACKENDS)}.")
+        sys.argv = _without_option(sys.argv, "--vec-env")
     # The Zoo's train() builds its ExperimentManager by this module-level name; GPGExperimentManager only
-    # changes what concerns --algo gpg (default config, checks, n_envs tuning).
-    with _replaced(rl_zoo3.train, "ExperimentManager", zoo.GPGExperimentManager):
+    # changes what concerns --algo gpg (default config, checks, n_envs tuning) and the batched backends.
+    manager = functools.partial(zoo.GPGExperimentManager, vec_env_backend=backend)
+    with zoo.replaced(rl_zoo3.train, "ExperimentManager", manager):
         rl_zoo3.train.train()
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` (or ``option=VALUE``)."""
+    result, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(f"{option}="):
+            result.append(arg)
+    return result
 
 
 def _import_enjoy() -> Callable[[], None]:

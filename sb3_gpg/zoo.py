@@ -25,7 +25,8 @@ import inspect
 import math
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -39,11 +40,13 @@ from rl_zoo3 import exp_manager as zoo_exp_manager
 from rl_zoo3 import hyperparams_opt
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS, get_wrapper_class
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor
 
 from sb3_gpg.binning import BINNING_NAMES, SPATIAL_BINNINGS, make_binning
 from sb3_gpg.gpg import COLLECTION_MODES, CRITIC_ARGUMENTS, GPG
 from sb3_gpg.policies import NO_CRITIC, actor_net_arch
+from sb3_gpg.vec_env import VEC_ENV_BACKENDS
+from sb3_gpg.vec_env import make_vec_env as make_batched_env
 
 #: The name of GPG in the Zoo's tables, its ``--algo`` value and its logs folder (``logs/gpg/``).
 ALGO = "gpg"
@@ -229,6 +232,17 @@ def check_env_id(env_id: str) -> None:
         f"Unknown environment id {env_id!r}: it is not registered with gymnasium; {hint} "
         "Envs of other packages register when their module is imported: pass it with --gym-packages MODULE."
     )
+
+
+@contextlib.contextmanager
+def replaced(module: object, name: str, value: object) -> Iterator[None]:
+    """Temporarily replace ``module.name`` (how the Zoo's module-level choices are swapped, then restored)."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
 
 
 def _closest(value: str, valid: Sequence[str]) -> str:
@@ -520,8 +534,12 @@ class GPGExperimentManager(ExperimentManager):
       :func:`sample_gpg_params`), and records the worker (``host:pid``) that ran it in its user attributes.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, vec_env_backend: str = "dummy", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if vec_env_backend not in VEC_ENV_BACKENDS:
+            raise ZooConfigError(f"Unknown --vec-env {vec_env_backend!r}: valid backends are {', '.join(VEC_ENV_BACKENDS)}.")
+        #: ``--vec-env``: SB3's ``dummy``/``subproc``, or a batched backend (``gymnasium``, ``envpool``).
+        self.vec_env_backend = vec_env_backend
         arguments = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs).arguments
         #: The env's observation space, known once the hyperparameters are read (gpg only).
         self.observation_space: spaces.Space | None = None
@@ -560,6 +578,35 @@ class GPGExperimentManager(ExperimentManager):
             n_timesteps=self.n_timesteps,
         )
         return hyperparams, saved_hyperparams
+
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
+        """
+        The Zoo's ``create_envs``; with a batched ``--vec-env`` backend its ``make_vec_env`` call builds the
+        batched env instead, and the rest of the Zoo's pipeline (``vec_env_wrapper``, ``VecNormalize``, frame
+        stacking, image transposition) wraps it unchanged.
+        """
+        if self.vec_env_backend in ("dummy", "subproc"):
+            return super().create_envs(n_envs, eval_env, no_log)
+
+        def make_batched_vec_env(env_id, n_envs, seed=None, env_kwargs=None, monitor_dir=None, wrapper_class=None, **_):
+            if wrapper_class is not None:
+                raise ZooConfigError(
+                    f"env_wrapper wraps each gymnasium env, which --vec-env {self.vec_env_backend} does not build one by "
+                    "one: remove it, use vec_env_wrapper, or --vec-env dummy."
+                )
+            env = make_batched_env(
+                self.env_name.gym_id, n_envs, backend=self.vec_env_backend, seed=seed, env_kwargs=env_kwargs
+            )
+            if monitor_dir is not None:
+                # The Zoo's plot_train reads monitor files; the batched env's episode statistics are SB3
+                # Monitor's already, so VecMonitor's warning about an inner Monitor does not apply.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    env = VecMonitor(env, filename=os.path.join(monitor_dir, "batched"))
+            return env
+
+        with replaced(zoo_exp_manager, "make_vec_env", make_batched_vec_env):
+            return super().create_envs(n_envs, eval_env, no_log)
 
     def objective(self, trial: optuna.Trial) -> float:
         """

@@ -136,6 +136,25 @@ def test_train_ppo_through_the_same_command(tmp_path: Path) -> None:
     assert (tmp_path / "ppo" / "CartPole-v1_1" / "CartPole-v1.zip").is_file()
 
 
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_train_on_a_batched_vec_env_backend(tmp_path: Path, backend: str) -> None:
+    if backend == "envpool":
+        pytest.importorskip("envpool")
+    args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), "--seed", "0", "--vec-env", backend]
+    assert main([*args, *TINY, "-params", "n_envs:16", "n_steps:32", "batch_size:128"]) == 0
+    run = tmp_path / "gpg" / "CartPole-v1_1"
+    model = GPG.load(run / "CartPole-v1.zip")
+    assert model.n_envs == 16
+    # The Zoo's plot_train reads the monitor file the batched env writes.
+    assert (run / "batched.monitor.csv").read_text().count("\n") > 3
+
+
+def test_unknown_vec_env_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), "--vec-env", "jax"]
+    assert main([*args, *TINY]) == 2
+    assert "Unknown --vec-env 'jax': valid backends are dummy, subproc, gymnasium, envpool" in capsys.readouterr().err
+
+
 def test_conf_file_wins_over_the_packaged_config(tmp_path: Path) -> None:
     config = write_config(tmp_path / "mine.yml", {**BASE_ENTRY, "binning": "none", "collection": "episodes"})
     args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), "--conf-file", config, *TINY]
