@@ -38,8 +38,9 @@ def say(message: str) -> None:
     print(f"[sb3-gpg] {message}", flush=True)
 
 
-def run(*args: str | Path, check: bool = True) -> int:
-    return subprocess.run([str(a) for a in args], cwd=ROOT, check=check).returncode
+def run(*args: str | Path, check: bool = True, quiet: bool = False) -> int:
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.run([str(a) for a in args], cwd=ROOT, check=check, stdout=output, stderr=output).returncode
 
 
 def pip(*args: str, check: bool = True) -> int:
@@ -47,7 +48,7 @@ def pip(*args: str, check: bool = True) -> int:
 
 
 def has_torch() -> bool:
-    return run(PYTHON, "-c", "import torch", check=False) == 0
+    return run(PYTHON, "-c", "import torch", check=False, quiet=True) == 0
 
 
 def install_torch() -> None:
