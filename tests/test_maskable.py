@@ -147,3 +147,26 @@ def test_gym_env_id_and_single_env_predict():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, action_masks=np.array([False, True]))
     assert action == 1
+
+
+class DictObservation(gym.ObservationWrapper):
+    """InvalidActionEnvDiscrete with a Dict observation (MultiInputPolicy, the Dict group buffer)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Dict(state=env.observation_space, extra=gym.spaces.Box(-1, 1, (2,)))
+
+    def observation(self, observation):
+        return dict(state=observation, extra=np.zeros(2, dtype=np.float32))
+
+
+def test_dict_observations_grow_and_mask():
+    env = make_vec_env(
+        lambda: DictObservation(InvalidActionEnvDiscrete(dim=10, n_invalid_actions=8, ep_length=20)), n_envs=3, seed=0
+    )
+    model = MaskableGPG("MultiInputPolicy", env, n_steps=8, batch_size=12, collection="episodes", seed=0)
+    model.learn(100)
+    buffer = model.rollout_buffer
+    assert type(buffer).__name__ == "MaskableGroupDictRolloutBuffer" and buffer.buffer_size > 8
+    taken = np.take_along_axis(buffer.action_masks[: buffer.pos], buffer.actions[: buffer.pos].astype(np.int64), axis=-1)
+    assert np.all(taken[buffer.valid[: buffer.pos]] == 1)
