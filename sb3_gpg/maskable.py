@@ -8,7 +8,6 @@ applies them when sampling and again when the update re-evaluates the actions.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -23,7 +22,6 @@ from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
     FlattenExtractor,
-    MlpExtractor,
     NatureCNN,
 )
 from stable_baselines3.common.type_aliases import MaybeCallback, PyTorchObs, Schedule
@@ -32,14 +30,14 @@ from torch import nn
 
 from sb3_gpg.buffers import GroupRolloutBuffer, MaskableGroupDictRolloutBuffer, MaskableGroupRolloutBuffer
 from sb3_gpg.gpg import GPG
-from sb3_gpg.policies import NO_CRITIC, actor_net_arch
+from sb3_gpg.policies import CriticFreeMixin
 
 SelfMaskableGPG = TypeVar("SelfMaskableGPG", bound="MaskableGPG")
 
 MASKABLE_ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
-class MaskableCriticFreePolicy(MaskableActorCriticPolicy):
+class MaskableCriticFreePolicy(CriticFreeMixin, MaskableActorCriticPolicy):
     """
     Policy of MaskableGPG: sb3-contrib's ``MaskableActorCriticPolicy`` with no value network and no value
     branch. Its parameters are exactly the actor part of MaskablePPO's policy for the same ``net_arch``.
@@ -79,11 +77,7 @@ class MaskableCriticFreePolicy(MaskableActorCriticPolicy):
                 f"Action masking needs a discrete action space, got {action_space}: valid spaces are "
                 f"{', '.join(space.__name__ for space in MASKABLE_ACTION_SPACES)}. Use GPG for continuous actions."
             )
-        if not share_features_extractor:
-            raise ValueError(f"share_features_extractor=False would build a critic's features extractor, but {NO_CRITIC}.")
-        pi_arch = actor_net_arch(net_arch)
-        if pi_arch is None:
-            pi_arch = [] if features_extractor_class == NatureCNN else [64, 64]
+        pi_arch = self._actor_layers(net_arch, features_extractor_class, share_features_extractor)
         super().__init__(
             observation_space,
             action_space,
@@ -99,21 +93,11 @@ class MaskableCriticFreePolicy(MaskableActorCriticPolicy):
             optimizer_kwargs=optimizer_kwargs,
         )
 
-    def _build_mlp_extractor(self) -> None:
-        # An empty critic branch holds no parameters; only the actor's layers are built.
-        self.mlp_extractor = MlpExtractor(
-            self.features_dim, net_arch=dict(pi=self.net_arch, vf=[]), activation_fn=self.activation_fn, device=self.device
-        )
-
     def _build(self, lr_schedule: Schedule) -> None:
         # Upstream MaskableActorCriticPolicy._build minus the value head (``value_net``) and its init gain.
         self._build_mlp_extractor()
         self.action_net = self.action_dist.proba_distribution_net(latent_dim=self.mlp_extractor.latent_dim_pi)
-        if self.ortho_init:
-            module_gains = {self.features_extractor: np.sqrt(2), self.mlp_extractor: np.sqrt(2), self.action_net: 0.01}
-            for module, gain in module_gains.items():
-                module.apply(partial(self.init_weights, gain=gain))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self._init_weights_and_optimizer(lr_schedule)
 
     def forward(  # type: ignore[override]
         self, obs: th.Tensor, deterministic: bool = False, action_masks: np.ndarray | None = None
@@ -144,9 +128,6 @@ class MaskableCriticFreePolicy(MaskableActorCriticPolicy):
         """
         distribution = self.get_distribution(obs, action_masks)
         return distribution.log_prob(actions), distribution.entropy()
-
-    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
-        raise NotImplementedError(f"predict_values() is not available: {NO_CRITIC}.")
 
 
 class MaskableCriticFreeCnnPolicy(MaskableCriticFreePolicy):

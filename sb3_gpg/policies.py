@@ -50,7 +50,54 @@ def actor_net_arch(net_arch: list[int] | dict[str, list[int]] | None) -> list[in
     return None if net_arch is None else list(net_arch)
 
 
-class CriticFreePolicy(ActorCriticPolicy):
+class CriticFreeMixin:
+    """
+    What makes an SB3 actor-critic policy class critic-free; mixed in before it (``CriticFreePolicy`` and
+    sb3-contrib's maskable variant share it). The subclass's ``_build`` creates its action head, then calls
+    :meth:`_init_weights_and_optimizer`.
+    """
+
+    @staticmethod
+    def _actor_layers(
+        net_arch: list[int] | dict[str, list[int]] | None,
+        features_extractor_class: type[BaseFeaturesExtractor],
+        share_features_extractor: bool,
+    ) -> list[int]:
+        """Validate the PPO-style arguments and return the actor's layers (SB3's defaults when unset)."""
+        if not share_features_extractor:
+            raise ValueError(f"share_features_extractor=False would build a critic's features extractor, but {NO_CRITIC}.")
+        pi_arch = actor_net_arch(net_arch)
+        if pi_arch is None:
+            pi_arch = [] if features_extractor_class == NatureCNN else [64, 64]
+        return pi_arch
+
+    def _build_mlp_extractor(self) -> None:
+        # An empty critic branch holds no parameters; only the actor's layers are built.
+        self.mlp_extractor = MlpExtractor(
+            self.features_dim,  # type: ignore[attr-defined]
+            net_arch=dict(pi=self.net_arch, vf=[]),  # type: ignore[attr-defined]
+            activation_fn=self.activation_fn,  # type: ignore[attr-defined]
+            device=self.device,  # type: ignore[attr-defined]
+        )
+
+    def _init_weights_and_optimizer(self, lr_schedule: Schedule) -> None:
+        # Upstream's gains without the value head's.
+        if self.ortho_init:  # type: ignore[attr-defined]
+            module_gains = {self.features_extractor: np.sqrt(2), self.mlp_extractor: np.sqrt(2), self.action_net: 0.01}  # type: ignore[attr-defined]
+            for module, gain in module_gains.items():
+                module.apply(partial(self.init_weights, gain=gain))  # type: ignore[attr-defined]
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[attr-defined]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.pop("share_features_extractor", None)
+        return data
+
+    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
+        raise NotImplementedError(f"predict_values() is not available: {NO_CRITIC}.")
+
+
+class CriticFreePolicy(CriticFreeMixin, ActorCriticPolicy):
     """
     Policy of GPG: features extractor, actor network and action distribution, with no value network and
     no value branch. Its parameters are exactly the actor part of SB3's ``ActorCriticPolicy`` for the same
@@ -99,11 +146,7 @@ class CriticFreePolicy(ActorCriticPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         share_features_extractor: bool = True,
     ):
-        if not share_features_extractor:
-            raise ValueError(f"share_features_extractor=False would build a critic's features extractor, but {NO_CRITIC}.")
-        pi_arch = actor_net_arch(net_arch)
-        if pi_arch is None:
-            pi_arch = [] if features_extractor_class == NatureCNN else [64, 64]
+        pi_arch = self._actor_layers(net_arch, features_extractor_class, share_features_extractor)
         super().__init__(
             observation_space,
             action_space,
@@ -124,17 +167,8 @@ class CriticFreePolicy(ActorCriticPolicy):
             optimizer_kwargs=optimizer_kwargs,
         )
 
-    def _build_mlp_extractor(self) -> None:
-        # An empty critic branch holds no parameters; only the actor's layers are built.
-        self.mlp_extractor = MlpExtractor(
-            self.features_dim,
-            net_arch=dict(pi=self.net_arch, vf=[]),
-            activation_fn=self.activation_fn,
-            device=self.device,
-        )
-
     def _build(self, lr_schedule: Schedule) -> None:
-        # Upstream ActorCriticPolicy._build minus the value head (``value_net``) and its init gain.
+        # Upstream ActorCriticPolicy._build minus the value head (``value_net``).
         self._build_mlp_extractor()
         latent_dim_pi = self.mlp_extractor.latent_dim_pi
         if isinstance(self.action_dist, DiagGaussianDistribution):
@@ -150,17 +184,7 @@ class CriticFreePolicy(ActorCriticPolicy):
         else:
             raise NotImplementedError(f"Unsupported distribution '{self.action_dist}'.")
 
-        if self.ortho_init:
-            module_gains = {self.features_extractor: np.sqrt(2), self.mlp_extractor: np.sqrt(2), self.action_net: 0.01}
-            for module, gain in module_gains.items():
-                module.apply(partial(self.init_weights, gain=gain))
-
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.pop("share_features_extractor", None)
-        return data
+        self._init_weights_and_optimizer(lr_schedule)
 
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:  # type: ignore[override]
         """
@@ -202,9 +226,6 @@ class CriticFreePolicy(ActorCriticPolicy):
         """
         distribution = self.get_distribution(obs)
         return distribution.log_prob(actions), distribution.entropy()
-
-    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
-        raise NotImplementedError(f"predict_values() is not available: {NO_CRITIC}.")
 
 
 class CriticFreeCnnPolicy(CriticFreePolicy):
