@@ -109,7 +109,9 @@ def report(profile: str, root: Path, results_md: Path) -> None:
 
     out = root / "ablation" / profile
     out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw=dict(width_ratios=[1.3, 1]))
+    fig = plt.figure(figsize=(15, 8.5))
+    grid = fig.add_gridspec(2, len(GROUP_SIZES), height_ratios=[1.1, 1])
+    bars = fig.add_subplot(grid[0, :])
     width = 0.8 / len(CONFIG_LABELS)
     colors = plt.get_cmap("tab10")
     for i, label in enumerate(CONFIG_LABELS):
@@ -118,21 +120,27 @@ def report(profile: str, root: Path, results_md: Path) -> None:
             if not cell.runs:
                 continue
             iqm, low, high = interval_estimate(np.asarray(cell.scores))
-            axes[0].bar(j + (i - len(CONFIG_LABELS) / 2 + 0.5) * width, iqm, width, color=colors(i),
-                        yerr=[[iqm - low], [high - iqm]], capsize=2, label=label if j == 0 else None)  # fmt: skip
-    axes[0].set_xticks(range(len(GROUP_SIZES)), [f"{n} envs" for n in GROUP_SIZES])
-    axes[0].set_ylabel("final eval return (IQM, 95% CI)")
-    axes[0].set_title(f"GPG on LunarLander-v3: binning and collection ({profile} profile)")
-    axes[0].legend(fontsize=7, ncol=3)
-    largest = max((n for n in GROUP_SIZES if any(curves.get((label, n)) for label in CONFIG_LABELS)), default=None)
-    for i, label in enumerate(CONFIG_LABELS):
-        runs = curves.get((label, largest)) if largest else None
-        if runs:
-            mean = np.nanmean(np.vstack(runs), axis=0)
-            axes[1].plot(np.arange(1, len(mean) + 1), mean, color=colors(i), label=label, lw=1.2)
-    axes[1].set_xlabel("iteration")
-    axes[1].set_ylabel("training episode return (mean over seeds)")
-    axes[1].set_title(f"learning curves at {largest} envs" if largest else "no runs yet")
+            bars.bar(j + (i - len(CONFIG_LABELS) / 2 + 0.5) * width, iqm, width, color=colors(i),
+                     yerr=[[iqm - low], [high - iqm]], capsize=2, label=label if j == 0 else None)  # fmt: skip
+    bars.set_xticks(range(len(GROUP_SIZES)), [f"{n} envs" for n in GROUP_SIZES])
+    bars.set_ylabel("final eval return\n(IQM, 95% bootstrap CI)")
+    bars.set_xlim(-0.5, len(GROUP_SIZES) - 0.5)
+    fig.suptitle(f"GPG on LunarLander-v3: binning and collection ({profile} profile)")
+    bars.axhline(0, color="black", lw=0.5)
+    bars.grid(axis="y", alpha=0.3)
+    bars.legend(fontsize=8, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    for j, n in enumerate(GROUP_SIZES):
+        ax = fig.add_subplot(grid[1, j], sharey=None)
+        for i, label in enumerate(CONFIG_LABELS):
+            runs = curves.get((label, n))
+            if runs:
+                length = min(len(run) for run in runs)
+                with np.errstate(all="ignore"):
+                    mean = np.nanmean(np.vstack([run[:length] for run in runs]), axis=0)
+                ax.plot(np.arange(1, length + 1), mean, color=colors(i), lw=1.1, label=label)
+        ax.set_title(f"{n} envs: training episode return (mean over seeds)", fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     plot = out / "ablation.png"
     fig.savefig(plot, dpi=110)
@@ -151,6 +159,9 @@ evaluation return, mean ± std (IQM [95% bootstrap CI]) over {expected} seeds x 
 {table}
 ![ablation](results/ablation/{profile}/ablation.png)
 """
+    notes = out / "notes.md"  # hand-written reading of the numbers, kept next to them and included here
+    if notes.exists():
+        body += "\n" + notes.read_text().strip() + "\n"
     (out / "ablation.md").write_text(body)
     replace_section(results_md, "Binning ablation", body, INTRO)
     print(body)

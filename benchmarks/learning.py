@@ -262,6 +262,9 @@ Throughput measured before the sweep, which sized the reduced profile
 
 {throughput_text}
 """
+    notes = out / "notes.md"  # hand-written reading of the numbers, kept next to them and included here
+    if notes.exists():
+        body += "\n" + notes.read_text().strip() + "\n"
     (out / "learning.md").write_text(body)
     replace_section(results_md, "Learning benchmark", body, INTRO)
     print(body)
