@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import platform
 import resource
 import shlex
 import statistics
@@ -36,12 +35,16 @@ from typing import Any
 import numpy as np
 import torch as th
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine as machine_name
+from common import markdown_table as markdown
+
 RESULTS = Path(__file__).resolve().parent / "results" / "speed"
 ALGOS = ("gpg", "ppo")
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {mp.cpu_count()} cores, torch {th.__version__}, {th.get_num_threads()} thread(s)"
+    return f"{machine_name()}, torch {th.__version__}, {th.get_num_threads()} thread(s)"
 
 
 def make_model(algo: str, env_id: str, n_envs: int, n_steps: int, backend: str = "dummy", seed: int = 0, **kwargs: Any):
@@ -71,12 +74,6 @@ def write(out: Path, name: str, title: str, table: str, note: str = "") -> None:
     print(text)
 
 
-def markdown(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def throughput(args: argparse.Namespace) -> None:
     rows = []
     for env_id in args.envs:
@@ -89,14 +86,23 @@ def throughput(args: argparse.Namespace) -> None:
                 for algo, model in models.items():
                     seconds[algo].append(iterations(model, args.iterations))
             steps = args.iterations * n_envs * args.n_steps
-            ratios = [p / g for g, p in zip(seconds["gpg"], seconds["ppo"])]
+            ratios = [p / g for g, p in zip(seconds["gpg"], seconds["ppo"], strict=True)]
             speed = {algo: steps / statistics.median(seconds[algo]) for algo in ALGOS}
-            rows.append([env_id, n_envs, f"{speed['gpg']:,.0f}", f"{speed['ppo']:,.0f}",
-                         f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})"])
+            rows.append(
+                [
+                    env_id,
+                    n_envs,
+                    f"{speed['gpg']:,.0f}",
+                    f"{speed['ppo']:,.0f}",
+                    f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})",
+                ]
+            )
             print(rows[-1], flush=True)
     table = markdown(["task", "envs", "GPG steps/s", "PPO steps/s", "GPG / PPO (median, min-max over rounds)"], rows)
-    note = (f"\n{args.rounds} rounds of {args.iterations} iterations each, GPG and PPO alternating; n_steps={args.n_steps}, "
-            "4 minibatches, 4 epochs, 64-64 tanh actor (PPO: plus its 64-64 critic), DummyVecEnv.\n")
+    note = (
+        f"\n{args.rounds} rounds of {args.iterations} iterations each, GPG and PPO alternating; n_steps={args.n_steps}, "
+        "4 minibatches, 4 epochs, 64-64 tanh actor (PPO: plus its 64-64 critic), DummyVecEnv.\n"
+    )
     write(args.out, "throughput", "End-to-end throughput, GPG vs PPO", table, note)
 
 
@@ -105,14 +111,24 @@ def _memory_worker(algo: str, env_id: str, n_envs: int, n_steps: int, n_iteratio
     model = make_model(algo, env_id, n_envs, n_steps)
     model.learn(n_iterations * n_envs * n_steps)
     params = sum(p.numel() for p in model.policy.parameters())
-    optimizer = sum(t.numel() * t.element_size() for state in model.policy.optimizer.state.values()
-                    for t in state.values() if th.is_tensor(t))
+    optimizer = sum(
+        t.numel() * t.element_size()
+        for state in model.policy.optimizer.state.values()
+        for t in state.values()
+        if th.is_tensor(t)
+    )
     buffer = model.rollout_buffer
     arrays = [v for v in vars(buffer).values() if isinstance(v, np.ndarray)]
     arrays += [v for obs in [buffer.observations] if isinstance(obs, dict) for v in obs.values()]
     buffer_bytes = sum(a.nbytes for a in arrays)
-    queue.put(dict(params=params, optimizer=optimizer, buffer=buffer_bytes,
-                   peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    queue.put(
+        dict(
+            params=params,
+            optimizer=optimizer,
+            buffer=buffer_bytes,
+            peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        )
+    )
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -129,11 +145,23 @@ def memory(args: argparse.Namespace) -> None:
                 process.join()
             for algo in ALGOS:
                 r = results[algo]
-                rows.append([env_id, n_envs, algo.upper(), f"{r['params']:,}", f"{r['optimizer'] / 1024:,.0f} KiB",
-                             f"{r['buffer'] / 2**20:,.1f} MiB", f"{r['peak_rss'] / 2**20:,.0f} MiB"])
+                rows.append(
+                    [
+                        env_id,
+                        n_envs,
+                        algo.upper(),
+                        f"{r['params']:,}",
+                        f"{r['optimizer'] / 1024:,.0f} KiB",
+                        f"{r['buffer'] / 2**20:,.1f} MiB",
+                        f"{r['peak_rss'] / 2**20:,.0f} MiB",
+                    ]
+                )
             print(rows[-2:], flush=True)
     table = markdown(["task", "envs", "algo", "policy parameters", "optimizer state", "rollout buffer", "peak RSS"], rows)
-    note = f"\nn_steps={args.n_steps}; each algorithm trained 2 iterations in a fresh process (peak RSS includes Python, torch and the envs).\n"
+    note = (
+        f"\nn_steps={args.n_steps}; each algorithm trained 2 iterations in a fresh process "
+        "(peak RSS includes Python, torch and the envs).\n"
+    )
     write(args.out, "memory", "Memory, GPG vs PPO", table, note)
 
 
@@ -170,18 +198,44 @@ def breakdown(args: argparse.Namespace) -> None:
                 iterations(model, 1)
                 totals = instrument(model)
                 wall = iterations(model, args.iterations)
-                parts = {name: totals[name] / args.iterations for name in
-                         ("env stepping", "policy forward (rollout)", "advantage estimation", "update (train)")}
+                parts = {
+                    name: totals[name] / args.iterations
+                    for name in ("env stepping", "policy forward (rollout)", "advantage estimation", "update (train)")
+                }
                 parts["rest of rollout loop"] = totals["rollout total"] / args.iterations - sum(
-                    parts[n] for n in ("env stepping", "policy forward (rollout)", "advantage estimation"))
-                parts["other (logging, callbacks)"] = wall / args.iterations - totals["rollout total"] / args.iterations - parts["update (train)"]
+                    parts[n] for n in ("env stepping", "policy forward (rollout)", "advantage estimation")
+                )
+                parts["other (logging, callbacks)"] = (
+                    wall / args.iterations - totals["rollout total"] / args.iterations - parts["update (train)"]
+                )
                 per_iteration = wall / args.iterations
-                rows.append([env_id, n_envs, algo.upper(), f"{per_iteration * 1e3:,.0f} ms"]
-                            + [f"{t * 1e3:,.1f} ({100 * t / per_iteration:.0f}%)" for t in parts.values()])
+                rows.append(
+                    [env_id, n_envs, algo.upper(), f"{per_iteration * 1e3:,.0f} ms"]
+                    + [f"{t * 1e3:,.1f} ({100 * t / per_iteration:.0f}%)" for t in parts.values()]
+                )
                 print(rows[-1], flush=True)
-    header = ["task", "envs", "algo", "iteration", "env stepping", "policy forward", "advantages", "update", "rest of rollout", "other"]
-    note = f"\nms per iteration (share), mean of {args.iterations} iterations; n_steps={args.n_steps}, backend={args.backend}.\n"
-    write(args.out, f"breakdown_{args.backend}", f"Where one iteration goes ({args.backend} backend)", markdown(header, rows), note)
+    header = [
+        "task",
+        "envs",
+        "algo",
+        "iteration",
+        "env stepping",
+        "policy forward",
+        "advantages",
+        "update",
+        "rest of rollout",
+        "other",
+    ]
+    note = (
+        f"\nms per iteration (share), mean of {args.iterations} iterations; n_steps={args.n_steps}, backend={args.backend}.\n"
+    )
+    write(
+        args.out,
+        f"breakdown_{args.backend}",
+        f"Where one iteration goes ({args.backend} backend)",
+        markdown(header, rows),
+        note,
+    )
 
 
 def estimator(args: argparse.Namespace) -> None:
@@ -231,7 +285,7 @@ def estimator(args: argparse.Namespace) -> None:
     axis.axhline(50, color="grey", lw=0.8, ls="--")
     axis.text(reference[0], 55, "50 ms target at 128 x 2048", color="grey", fontsize=8)
     axis.set_xlabel("steps in the group (envs x steps per env)")
-    axis.set_ylabel("estimator time (ms, best of %d)" % args.repeats)
+    axis.set_ylabel(f"estimator time (ms, best of {args.repeats})")
     axis.set_title("GPG advantage estimator, one core")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
@@ -239,9 +293,14 @@ def estimator(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out / "estimator_scaling.png", dpi=120)
     table = markdown(["envs", "steps per env", "steps", "time binning", "space-time binning (ε = 0.5, 8 dims)"], rows)
-    write(args.out, "estimator", "Advantage estimator time against group size", table,
-          "\nPlot: [estimator_scaling.png](estimator_scaling.png). Includes computing the bin keys; best of "
-          f"{args.repeats} runs.\n")
+    write(
+        args.out,
+        "estimator",
+        "Advantage estimator time against group size",
+        table,
+        "\nPlot: [estimator_scaling.png](estimator_scaling.png). Includes computing the bin keys; best of "
+        f"{args.repeats} runs.\n",
+    )
 
 
 def _raw_stepping(env, policy, n_steps: int) -> float:
@@ -275,10 +334,17 @@ def rollout(args: argparse.Namespace) -> None:
             rows.append([env_id, backend, f"{steps / raw:,.0f}", f"{steps / collect:,.0f}", f"**{collect / raw:.2f}x**"])
             print(rows[-1], flush=True)
             model.env.close()
-    table = markdown(["task", "backend", "raw stepping + policy (steps/s)", "GPG rollout collection (steps/s)",
-                      "collection / raw time"], rows)
-    write(args.out, "rollout", f"Rollout collection against raw stepping, {args.large_envs} envs", table,
-          f"\nn_steps={args.n_steps}; collection includes the buffer, episode times, callbacks and the advantage estimator.\n")
+    table = markdown(
+        ["task", "backend", "raw stepping + policy (steps/s)", "GPG rollout collection (steps/s)", "collection / raw time"],
+        rows,
+    )
+    write(
+        args.out,
+        "rollout",
+        f"Rollout collection against raw stepping, {args.large_envs} envs",
+        table,
+        f"\nn_steps={args.n_steps}; collection includes the buffer, episode times, callbacks and the advantage estimator.\n",
+    )
 
 
 def large(args: argparse.Namespace) -> None:
@@ -293,15 +359,29 @@ def large(args: argparse.Namespace) -> None:
             seconds["gpg"].append(iterations(gpg, args.iterations))
             seconds["ppo"].append(iterations(ppo, args.iterations))
         steps = args.iterations * args.large_envs * args.n_steps
-        ratios = [p / g for g, p in zip(seconds["gpg"], seconds["ppo"])]
-        rows.append([env_id, args.large_envs, f"{steps / statistics.median(seconds['gpg']):,.0f}",
-                     f"{steps / statistics.median(seconds['ppo']):,.0f}", f"**{statistics.median(ratios):.2f}x** "
-                     f"({min(ratios):.2f}-{max(ratios):.2f})"])
+        ratios = [p / g for g, p in zip(seconds["gpg"], seconds["ppo"], strict=True)]
+        rows.append(
+            [
+                env_id,
+                args.large_envs,
+                f"{steps / statistics.median(seconds['gpg']):,.0f}",
+                f"{steps / statistics.median(seconds['ppo']):,.0f}",
+                f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})",
+            ]
+        )
         print(rows[-1], flush=True)
-    table = markdown(["task", "envs", f"GPG on {args.backend} (steps/s)", "PPO on DummyVecEnv (steps/s)",
-                      "GPG / PPO (median, min-max)"], rows)
-    write(args.out, f"large_{args.backend}", f"End to end at {args.large_envs} envs: GPG on {args.backend} vs PPO on DummyVecEnv",
-          table, f"\n{args.rounds} alternating rounds of {args.iterations} iterations; n_steps={args.n_steps}, 4 minibatches, 4 epochs.\n")
+    table = markdown(
+        ["task", "envs", f"GPG on {args.backend} (steps/s)", "PPO on DummyVecEnv (steps/s)", "GPG / PPO (median, min-max)"],
+        rows,
+    )
+    write(
+        args.out,
+        f"large_{args.backend}",
+        f"End to end at {args.large_envs} envs: GPG on {args.backend} vs PPO on DummyVecEnv",
+        table,
+        f"\n{args.rounds} alternating rounds of {args.iterations} iterations; n_steps={args.n_steps}, "
+        "4 minibatches, 4 epochs.\n",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
