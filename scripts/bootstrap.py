@@ -96,8 +96,24 @@ def demo(args: list[str]) -> None:
     say(f"training GPG on {DEMO_ENV} with the RL Zoo command line (hyperparams/gpg.yml)")
     run(cli, "train", "--algo", "gpg", "--env", DEMO_ENV, "-f", DEMO_LOGS, "--seed", "0", "--eval-freq", "-1", *args)
     say("evaluating the trained agent: deterministic policy for 5000 steps (at least 10 episodes)")
-    run(cli, "enjoy", "--algo", "gpg", "--env", DEMO_ENV, "-f", DEMO_LOGS, "--exp-id", "0", "--no-render",
-        "--deterministic", "-n", "5000", "--seed", "1")
+    run(
+        cli,
+        "enjoy",
+        "--algo",
+        "gpg",
+        "--env",
+        DEMO_ENV,
+        "-f",
+        DEMO_LOGS,
+        "--exp-id",
+        "0",
+        "--no-render",
+        "--deterministic",
+        "-n",
+        "5000",
+        "--seed",
+        "1",
+    )
     say(f"model and logs: {DEMO_LOGS}/gpg (load it with sb3_gpg.GPG.load)")
 
 

@@ -32,8 +32,9 @@ def test_save_load_round_trip(tmp_path, kwargs):
     loaded = GPG.load(tmp_path / "gpg", env=env)
 
     observations = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    np.testing.assert_array_equal(model.predict(observations, deterministic=True)[0],
-                                  loaded.predict(observations, deterministic=True)[0])
+    np.testing.assert_array_equal(
+        model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]
+    )
     assert loaded.bin_size == model.bin_size and loaded.collection == model.collection
     keys = (observations, np.arange(20))
     np.testing.assert_array_equal(loaded.rollout_buffer.binning(*keys), model.rollout_buffer.binning(*keys))
@@ -61,8 +62,9 @@ def test_set_env_callbacks_progress_bar_and_tensorboard(tmp_path):
     model.set_env(new_env)
     assert model.get_env() is new_env
     checkpoint = CheckpointCallback(save_freq=32, save_path=str(tmp_path / "checkpoints"), name_prefix="gpg")
-    evaluation = EvalCallback(make_vec_env("CartPole-v1", n_envs=1, seed=2), eval_freq=32, n_eval_episodes=2,
-                              log_path=str(tmp_path / "eval"))
+    evaluation = EvalCallback(
+        make_vec_env("CartPole-v1", n_envs=1, seed=2), eval_freq=32, n_eval_episodes=2, log_path=str(tmp_path / "eval")
+    )
     model.learn(192, callback=[checkpoint, evaluation], progress_bar=True)
     saved = sorted((tmp_path / "checkpoints").glob("gpg_*_steps.zip"))
     assert saved, "CheckpointCallback saved nothing"

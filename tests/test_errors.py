@@ -21,7 +21,9 @@ def test_unknown_argument_is_a_type_error():
 
 
 def test_unknown_binning_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"Unknown binning 'spacetime': valid binnings are time, none, space, space_time, state"):
+    with pytest.raises(
+        ValueError, match=r"Unknown binning 'spacetime': valid binnings are time, none, space, space_time, state"
+    ):
         GPG("MlpPolicy", "CartPole-v1", binning="spacetime")
 
 
@@ -86,7 +88,7 @@ def test_nan_reward_names_env_and_step_and_is_not_trained_on():
     before = [p.detach().clone() for p in model.policy.parameters()]
     with pytest.raises(ValueError, match=r"Env 2 returned reward nan at rollout step 4 \(num_timesteps=15\)"):
         model.learn(48)
-    for old, new in zip(before, model.policy.parameters()):
+    for old, new in zip(before, model.policy.parameters(), strict=True):
         assert np.array_equal(old.numpy(), new.detach().numpy()), "trained on a rollout with a NaN reward"
 
 

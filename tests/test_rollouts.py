@@ -29,8 +29,13 @@ class CountingEnv(gym.Env):
 
 
 def counting_vec_env(n_envs=3, max_episode_steps=6):
-    return make_vec_env(CountingEnv, n_envs=n_envs, seed=0, wrapper_class=gym.wrappers.TimeLimit,
-                        wrapper_kwargs=dict(max_episode_steps=max_episode_steps))
+    return make_vec_env(
+        CountingEnv,
+        n_envs=n_envs,
+        seed=0,
+        wrapper_class=gym.wrappers.TimeLimit,
+        wrapper_kwargs=dict(max_episode_steps=max_episode_steps),
+    )
 
 
 def collect(model, n_rollouts):
@@ -42,8 +47,12 @@ def collect(model, n_rollouts):
         assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
         buffer = model.rollout_buffer
         rows = buffer.pos
-        rollouts.append({name: getattr(buffer, name)[:rows].copy() for name in
-                         ("observations", "rewards", "episode_starts", "episode_times", "valid", "returns", "advantages")})
+        rollouts.append(
+            {
+                name: getattr(buffer, name)[:rows].copy()
+                for name in ("observations", "rewards", "episode_starts", "episode_times", "valid", "returns", "advantages")
+            }
+        )
         # Whether each env's last recorded step ended its episode.
         rollouts[-1]["last_dones"] = np.asarray(model._last_episode_starts, dtype=bool).copy()
     return rollouts
@@ -69,8 +78,16 @@ def test_time_limit_truncation_is_an_episode_end_without_bootstrap():
 
 
 def test_buffer_advantages_are_algorithm2_on_the_recorded_group():
-    model = GPG("MlpPolicy", counting_vec_env(n_envs=4, max_episode_steps=8), n_steps=10, batch_size=20,
-                binning="space", bin_size=2.0, gamma=0.95, seed=1)
+    model = GPG(
+        "MlpPolicy",
+        counting_vec_env(n_envs=4, max_episode_steps=8),
+        n_steps=10,
+        batch_size=20,
+        binning="space",
+        bin_size=2.0,
+        gamma=0.95,
+        seed=1,
+    )
     (rollout,) = collect(model, 1)
     keys = np.floor(rollout["observations"][..., 0] / 2.0 + 0.5).astype(int)
     keys = [[(k,) for k in row] for row in keys]
@@ -79,8 +96,9 @@ def test_buffer_advantages_are_algorithm2_on_the_recorded_group():
 
 
 def test_complete_episode_collection_never_truncates():
-    model = GPG("MlpPolicy", counting_vec_env(n_envs=4, max_episode_steps=50), n_steps=8, batch_size=16,
-                collection="episodes", seed=0)
+    model = GPG(
+        "MlpPolicy", counting_vec_env(n_envs=4, max_episode_steps=50), n_steps=8, batch_size=16, collection="episodes", seed=0
+    )
     for rollout in collect(model, 3):
         valid, starts, times = rollout["valid"], rollout["episode_starts"], rollout["episode_times"]
         n_rows = len(valid)
@@ -120,8 +138,14 @@ def test_group_statistics_are_logged():
     model.set_logger(Logger(folder=None, output_formats=[writer]))
     model.learn(48)
     logged = writer.records[-1]
-    for key in ("group/trajectories", "group/bins", "group/mean_samples_per_bin", "group/single_sample_share",
-                "group/baseline_mean", "group/advantage_std"):
+    for key in (
+        "group/trajectories",
+        "group/bins",
+        "group/mean_samples_per_bin",
+        "group/single_sample_share",
+        "group/baseline_mean",
+        "group/advantage_std",
+    ):
         assert key in logged
     assert logged["group/trajectories"] >= 3
     for key in ("train/policy_gradient_loss", "train/entropy_loss", "train/approx_kl", "train/clip_fraction", "train/loss"):
@@ -135,7 +159,7 @@ def test_reproducible_with_seed():
         model.learn(96)
         return [p.detach().clone() for p in model.policy.parameters()]
 
-    for a, b in zip(train(), train()):
+    for a, b in zip(train(), train(), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -144,8 +168,15 @@ def test_estimator_sees_group_of_whole_rollout(collection):
     """The advantages the buffer stores equal the pure estimator applied to its arrays."""
     model = GPG("MlpPolicy", counting_vec_env(), n_steps=6, batch_size=18, collection=collection, seed=0)
     (rollout,) = collect(model, 1)
-    expected = group_advantages(rollout["rewards"], rollout["episode_starts"], rollout["episode_times"],
-                                model.gamma, keys_include_time=True, valid=rollout["valid"])
+    expected = group_advantages(
+        rollout["rewards"],
+        rollout["episode_starts"],
+        rollout["episode_times"],
+        model.gamma,
+        keys_include_time=True,
+        valid=rollout["valid"],
+    )
     np.testing.assert_allclose(rollout["advantages"], expected.advantages, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(rollout["episode_times"], episode_times_of(rollout["episode_starts"],
-                                                                             rollout["episode_times"][0]))
+    np.testing.assert_array_equal(
+        rollout["episode_times"], episode_times_of(rollout["episode_starts"], rollout["episode_times"][0])
+    )
