@@ -94,7 +94,25 @@ def demo(args: list[str]) -> None:
     install(EXTRAS["demo"])
     cli = BIN / "sb3-gpg"
     say(f"training GPG on {DEMO_ENV} with the RL Zoo command line (hyperparams/gpg.yml)")
-    run(cli, "train", "--algo", "gpg", "--env", DEMO_ENV, "-f", DEMO_LOGS, "--seed", "0", "--eval-freq", "-1", *args)
+    # One torch thread: a 64-64 MLP runs fastest so, and torch's default threads slow down 40x when another
+    # process keeps a core busy.
+    run(
+        cli,
+        "train",
+        "--algo",
+        "gpg",
+        "--env",
+        DEMO_ENV,
+        "-f",
+        DEMO_LOGS,
+        "--seed",
+        "0",
+        "--eval-freq",
+        "-1",
+        "--num-threads",
+        "1",
+        *args,
+    )
     say("evaluating the trained agent: deterministic policy for 5000 steps (at least 10 episodes)")
     run(
         cli,
