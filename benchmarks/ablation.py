@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def report(profile: str, root: Path, results_md: Path) -> None:
             runs = curves.get((label, n))
             if runs:
                 length = min(len(run) for run in runs)
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings():  # all-NaN columns: no episode has ended yet in any seed
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     mean = np.nanmean(np.vstack([run[:length] for run in runs]), axis=0)
                 ax.plot(np.arange(1, length + 1), mean, color=colors(i), lw=1.1, label=label)
         ax.set_title(f"{n} envs: training episode return (mean over seeds)", fontsize=9)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,9 +451,10 @@ def run_sweep(specs: Sequence[RunSpec], workers: int = 1, root: Path = RESULTS) 
 
 
 def load_results(root: Path = RESULTS) -> dict[RunSpec, dict[str, Any]]:
-    """Every finished run's record under ``root``, keyed by its spec."""
+    """Every finished learning-benchmark and ablation run's record under ``root``, keyed by its spec (other
+    benchmarks' result folders beside them are not read)."""
     results = {}
-    for path in sorted(root.glob("**/*.json")):
+    for path in sorted(p for kind in ("learning", "ablation") for p in (root / kind).glob("**/*.json")):
         record = json.loads(path.read_text())
         if "spec" in record:
             results[RunSpec(**record["spec"])] = record
@@ -476,10 +478,13 @@ def interval_estimate(scores: np.ndarray, seed: int = 0, reps: int = 2000) -> tu
     except (ImportError, TypeError):
         rly = None
     if rly is not None:
-        points, intervals = rly.get_interval_estimates(
-            {"x": matrix}, metrics.aggregate_iqm, reps=reps, random_state=np.random.RandomState(seed)
-        )
-        return float(points["x"]), float(intervals["x"][0]), float(intervals["x"][1])
+        with warnings.catch_warnings():  # arch's notice that rliable passes the old random_state argument
+            warnings.simplefilter("ignore", FutureWarning)
+            points, intervals = rly.get_interval_estimates(
+                {"x": matrix}, metrics.aggregate_iqm, reps=reps, random_state=np.random.RandomState(seed)
+            )
+        low, high = np.ravel(intervals["x"])
+        return float(np.ravel(points["x"])[0]), float(low), float(high)
     rng = np.random.default_rng(seed)
     resampled = [metrics.aggregate_iqm(matrix[rng.integers(0, len(matrix), len(matrix))]) for _ in range(reps)]
     low, high = np.percentile(resampled, [2.5, 97.5])

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -158,9 +159,10 @@ def plot_curves(profile: str, task: str, records: dict[RunSpec, dict], out: Path
                 length = min(len(values) for _, values in runs)
                 values = np.vstack([v[:length] for _, v in runs])
                 x = np.arange(1, length + 1) if axis == "iterations" else np.mean([s[:length] for s, _ in runs], axis=0)
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings():  # all-NaN columns: no episode has ended yet in any seed
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
-                ax.plot(x, mean, color=color, lw=1.3, label=f"{algo.upper()} ({len(runs)} seeds)")
+                ax.plot(x, mean, color=color, lw=1.3, label=f"{algo.upper()} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
                 ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
             ax.set_title(f"{n_envs} env{'s' if n_envs > 1 else ''}")
             ax.set_xlabel("iteration" if axis == "iterations" else "env steps")
