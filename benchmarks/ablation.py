@@ -165,7 +165,7 @@ evaluation return, mean ± std (IQM [95% bootstrap CI]) over {expected} seeds x 
     if notes.exists():
         body += "\n" + notes.read_text().strip() + "\n"
     (out / "ablation.md").write_text(body)
-    replace_section(results_md, "Binning ablation", body, INTRO)
+    replace_section(results_md, "Binning ablation", body, INTRO, after="Learning benchmark")
     print(body)
 
 

@@ -527,18 +527,22 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path: Path, heading: str, body: str, intro: str) -> None:
-    """Replace the ``## heading`` section of a markdown file (up to the next ``## ``), keeping the others; create
-    the file with ``intro`` if it does not exist."""
+def replace_section(path: Path, heading: str, body: str, intro: str, after: str | None = None) -> None:
+    """Replace the ``## heading`` section of a markdown file (up to the next ``## ``), keeping the others; a new
+    section goes right after the ``## after`` section if there is one, else at the end. A missing file is created
+    with ``intro``."""
     text = path.read_text() if path.exists() else intro.rstrip() + "\n"
-    marker = f"## {heading}\n"
-    section = f"{marker}\n{body.strip()}\n"
-    if marker in text:
-        before, rest = text.split(marker, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
+    section = f"## {heading}\n\n{body.strip()}\n"
+    parts = text.split("\n## ")  # parts[0] is the intro; every other part is "heading\n...", its "## " split off
+    headings = [part.split("\n", 1)[0].strip() for part in parts[1:]]
+    new_part = section[3:].rstrip("\n") + "\n"
+    if heading in headings:
+        parts[1 + headings.index(heading)] = new_part
+    elif after in headings:
+        parts.insert(2 + headings.index(after), new_part)
     else:
-        text = text.rstrip() + "\n\n" + section
+        parts.append(new_part)
+    text = "\n## ".join(part if i == len(parts) - 1 else part.rstrip("\n") + "\n" for i, part in enumerate(parts))
     path.write_text(text)
 
 
