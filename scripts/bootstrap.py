@@ -93,45 +93,13 @@ def install(extra: str) -> None:
 def demo(args: list[str]) -> None:
     install(EXTRAS["demo"])
     cli = BIN / "sb3-gpg"
-    say(f"training GPG on {DEMO_ENV} with the RL Zoo command line (hyperparams/gpg.yml)")
     # One torch thread: a 64-64 MLP runs fastest so, and torch's default threads slow down 40x when another
     # process keeps a core busy.
-    run(
-        cli,
-        "train",
-        "--algo",
-        "gpg",
-        "--env",
-        DEMO_ENV,
-        "-f",
-        DEMO_LOGS,
-        "--seed",
-        "0",
-        "--eval-freq",
-        "-1",
-        "--num-threads",
-        "1",
-        *args,
-    )
+    common = ["--algo", "gpg", "--env", DEMO_ENV, "-f", DEMO_LOGS, "--num-threads", "1"]
+    say(f"training GPG on {DEMO_ENV} with the RL Zoo command line (hyperparams/gpg.yml)")
+    run(cli, "train", *common, "--seed", "0", "--eval-freq", "-1", *args)
     say("evaluating the trained agent: deterministic policy for 5000 steps (at least 10 episodes)")
-    run(
-        cli,
-        "enjoy",
-        "--algo",
-        "gpg",
-        "--env",
-        DEMO_ENV,
-        "-f",
-        DEMO_LOGS,
-        "--exp-id",
-        "0",
-        "--no-render",
-        "--deterministic",
-        "-n",
-        "5000",
-        "--seed",
-        "1",
-    )
+    run(cli, "enjoy", *common, "--exp-id", "0", "--no-render", "--deterministic", "-n", "5000", "--seed", "1")
     say(f"model and logs: {DEMO_LOGS}/gpg (load it with sb3_gpg.GPG.load)")
 
 
