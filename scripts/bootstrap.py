@@ -93,8 +93,8 @@ def install(extra: str) -> None:
 def demo(args: list[str]) -> None:
     install(EXTRAS["demo"])
     cli = BIN / "sb3-gpg"
-    # One torch thread: a 64-64 MLP runs fastest so, and torch's default threads slow down 40x when another
-    # process keeps a core busy.
+    # One torch thread: a 64-64 MLP runs fastest so, and torch's default threads slow it down when another
+    # process keeps a core busy (benchmarks/threads.py).
     common = ["--algo", "gpg", "--env", DEMO_ENV, "-f", DEMO_LOGS, "--num-threads", "1"]
     say(f"training GPG on {DEMO_ENV} with the RL Zoo command line (hyperparams/gpg.yml)")
     run(cli, "train", *common, "--seed", "0", "--eval-freq", "-1", *args)
