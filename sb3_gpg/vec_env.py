@@ -496,7 +496,8 @@ class EnvPoolVecEnv(GymnasiumVecEnv):
 
     :param env_id: envpool task id, e.g. ``"CartPole-v1"`` (``envpool.list_all_envs()`` lists them).
     :param num_envs: Number of sub-envs.
-    :param seed: Base seed, sub-env ``i`` gets ``seed + i``; seeds must fit in int32. None draws the base seed
+    :param seed: Base seed, sub-env ``i`` gets ``seed + i``; a seed outside int32 is taken modulo
+        ``2**31 - num_envs`` (envpool's seeds are int32). None draws the base seed
         from numpy's global generator, as ``VecEnv.seed(None)`` does.
     :param make_kwargs: Keyword arguments for ``envpool.make`` (``max_episode_steps``, ``render_mode``, ...).
         ``batch_size`` other than ``num_envs`` (envpool's asynchronous mode) is refused: SB3 steps every sub-env.
@@ -527,7 +528,9 @@ class EnvPoolVecEnv(GymnasiumVecEnv):
         if seed is None:
             seed = int(np.random.randint(0, high))
         if not low <= seed <= high:
-            raise ValueError(f"envpool seeds are int32: seed={seed} with {num_envs} sub-envs must be in [{low}, {high}].")
+            # envpool's seeds are int32, SB3's and the Zoo's are any int (the Zoo draws up to 2**32 - 1): fold
+            # them in deterministically rather than fail in set_random_seed.
+            seed = seed % high
         return [seed + index for index in range(num_envs)]
 
     def _make_pool(self, seeds: list[int]) -> gym.vector.VectorEnv:
@@ -541,7 +544,8 @@ class EnvPoolVecEnv(GymnasiumVecEnv):
         """
         Set the seeds of the next :meth:`reset`: sub-env ``i`` gets ``seed + i``.
 
-        :param seed: Base seed (int32 range), or None for one drawn from numpy's global generator.
+        :param seed: Base seed (outside int32: taken modulo ``2**31 - num_envs``), or None for one drawn from numpy's
+            global generator.
         :return: The per-sub-env seeds.
         """
         self._seeds = list(self._seed_list(seed, self.num_envs))
