@@ -98,7 +98,8 @@ def test_train_gpg_then_load_and_enjoy(
 
     run = tmp_path / "logs" / "gpg" / "CartPole-v1_1"
     saved = yaml.load((run / "CartPole-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)  # as the Zoo reads it
-    assert (saved["binning"], saved["collection"]) == ("time", "window")
+    entry = zoo.load_config(str(zoo.default_config_path()))["CartPole-v1"]
+    assert (saved["binning"], saved["collection"]) == (entry["binning"], entry["collection"])
     assert (run / "evaluations.npz").is_file() and (run / "best_model.zip").is_file()
     if tensorboard:
         assert list((tmp_path / "tb" / "CartPole-v1").glob("GPG_1/events.out.tfevents.*"))
