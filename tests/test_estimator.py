@@ -13,23 +13,30 @@ from sb3_gpg.binning import make_binning
 from sb3_gpg.estimator import bin_index, discounted_returns, group_advantages, no_signal_steps, trajectory_ids
 
 
-def reference_algorithm2(rewards, episode_starts, keys, gamma, valid=None):
-    """Algorithm 2 written out with loops and dicts, straight from the paper."""
+def trajectories_and_returns(rewards, episode_starts, gamma):
+    """The trajectories as lists of (step, env), each step's trajectory index and each step's return."""
     n_steps, n_envs = rewards.shape
-    valid = np.ones_like(rewards, dtype=bool) if valid is None else valid
     trajectories = []
     for env in range(n_envs):
         for step in range(n_steps):
             if step == 0 or episode_starts[step, env]:
                 trajectories.append([])
             trajectories[-1].append((step, env))
-
-    returns = {}
-    for trajectory in trajectories:
+    trajectory_of, returns = {}, {}
+    for index, trajectory in enumerate(trajectories):
         future = 0.0
         for step, env in reversed(trajectory):
             future = rewards[step, env] + gamma * future
             returns[step, env] = future
+            trajectory_of[step, env] = index
+    return trajectories, trajectory_of, returns
+
+
+def reference_algorithm2(rewards, episode_starts, keys, gamma, valid=None):
+    """Algorithm 2 written out with loops and dicts, straight from the paper."""
+    n_steps, n_envs = rewards.shape
+    valid = np.ones_like(rewards, dtype=bool) if valid is None else valid
+    trajectories, _, returns = trajectories_and_returns(rewards, episode_starts, gamma)
 
     bins = defaultdict(list)
     for trajectory in trajectories:
@@ -172,25 +179,6 @@ def test_bin_index_groups_equal_keys(keys):
 
 
 # --- Estimator variants: a second loop-based reference, written from the docstring, not from the vectorized code ---
-
-
-def trajectories_and_returns(rewards, episode_starts, gamma):
-    """The trajectories as lists of (step, env), each step's trajectory index and each step's return."""
-    n_steps, n_envs = rewards.shape
-    trajectories = []
-    for env in range(n_envs):
-        for step in range(n_steps):
-            if step == 0 or episode_starts[step, env]:
-                trajectories.append([])
-            trajectories[-1].append((step, env))
-    trajectory_of, returns = {}, {}
-    for index, trajectory in enumerate(trajectories):
-        future = 0.0
-        for step, env in reversed(trajectory):
-            future = rewards[step, env] + gamma * future
-            returns[step, env] = future
-            trajectory_of[step, env] = index
-    return trajectories, trajectory_of, returns
 
 
 def reference_variants(
