@@ -414,6 +414,8 @@ def _worker(job: tuple[RunSpec, Path, int]) -> tuple[str, str | None]:
     spec, root, workers = job
     identity = mp.current_process()._identity  # 1-based and growing as processes are replaced
     position = 1 + (identity[0] - 1) % workers if identity else 1  # one progress line per worker slot
+    if spec.path(root).exists():  # finished meanwhile by another sweep sharing this run (variants.py, ablation.py)
+        return spec.name, None
     try:
         write_json(spec.path(root), run_one(spec, progress_position=position))
         return spec.name, None

@@ -170,6 +170,8 @@ def run_variant(run: VariantRun) -> dict[str, Any]:
 def _worker(job: tuple[VariantRun, Path]) -> tuple[str, str | None]:
     run, root = job
     name = f"{run.spec.task}/{run.variant.label}/n{run.spec.n_envs}/s{run.spec.seed}"
+    if run.path(root).exists():  # finished meanwhile by another sweep sharing this run (learning.py, ablation.py)
+        return name, None
     try:
         write_json(run.path(root), run_variant(run))
         return name, None
