@@ -353,21 +353,30 @@ def build_model(spec: RunSpec) -> Any:
     return algo_class("MlpPolicy", env, seed=spec.seed, device="cpu", **params)
 
 
-def run_one(spec: RunSpec, progress_position: int = 0) -> dict[str, Any]:
-    """Train and evaluate one run; return its record (spec, hyperparameters, curve, evaluation, timing)."""
+def run_one(spec: RunSpec, progress_position: int = 0, iterations: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return its record (spec, hyperparameters, curve, evaluation, timing).
+
+    :param spec: The run.
+    :param progress_position: Line of its progress bar (one per worker).
+    :param iterations: Rollout + update iterations; default the profile's (``groupsize.py`` sets it from an
+        env-step budget). A linearly annealed learning rate reaches 0 at the last one either way.
+    """
     import torch as th
     from tqdm import tqdm
 
     task, profile = TASKS[spec.task], PROFILES[spec.profile]
+    iterations = profile.iterations if iterations is None else iterations
+    if iterations < 1:
+        raise ValueError(f"{spec.name}: iterations must be at least 1, got {iterations}.")
     params = hyperparameters(spec)
     model = build_model(spec)
     env = model.get_env()
-    total_timesteps = profile.iterations * spec.n_envs * params["n_steps"]
+    total_timesteps = iterations * spec.n_envs * params["n_steps"]
     if spec.collection == "episodes":
         total_timesteps *= 1000  # the callback stops after `iterations` rollouts; whole-episode rollouts are longer
-    with tqdm(total=profile.iterations, desc=spec.name, position=progress_position, leave=False,
+    with tqdm(total=iterations, desc=spec.name, position=progress_position, leave=False,
               mininterval=5.0, unit="it", dynamic_ncols=True) as progress:  # fmt: skip
-        callback = _make_curve_callback(profile.iterations, progress)
+        callback = _make_curve_callback(iterations, progress)
         start = time.perf_counter()
         model.learn(total_timesteps, callback=callback)
         train_seconds = time.perf_counter() - start
@@ -376,8 +385,8 @@ def run_one(spec: RunSpec, progress_position: int = 0) -> dict[str, Any]:
     eval_seconds = time.perf_counter() - start
     env.close()
     curve = callback.curve
-    if len(curve["timesteps"]) != profile.iterations:
-        raise RuntimeError(f"{spec.name}: trained {len(curve['timesteps'])} iterations, expected {profile.iterations}")
+    if len(curve["timesteps"]) != iterations:
+        raise RuntimeError(f"{spec.name}: trained {len(curve['timesteps'])} iterations, expected {iterations}")
     return dict(
         spec=dataclasses.asdict(spec),
         env_id=task.env_id,
@@ -385,7 +394,7 @@ def run_one(spec: RunSpec, progress_position: int = 0) -> dict[str, Any]:
         hyperparameters=params,
         normalize=task.normalize,
         time_limit=task.time_limit,
-        iterations=profile.iterations,
+        iterations=iterations,
         curve=curve,
         eval=dict(returns=returns, lengths=lengths, deterministic=True),
         env_steps=int(model.num_timesteps),
@@ -409,40 +418,49 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _worker(job: tuple[RunSpec, Path, int]) -> tuple[str, str | None]:
-    """Run one job in a worker process and write its file; return (name, error or None)."""
-    spec, root, workers = job
+def _worker(job: tuple[Any, ...]) -> tuple[str, str | None]:
+    """Run one job, ``(run, root, workers[, runner])``, in a worker process and write its file; return (name,
+    error or None). ``runner(run, progress_position)`` returns the record; default :func:`run_one`."""
+    run, root, workers, *rest = job
+    runner = rest[0] if rest else run_one
     identity = mp.current_process()._identity  # 1-based and growing as processes are replaced
     position = 1 + (identity[0] - 1) % workers if identity else 1  # one progress line per worker slot
-    if spec.path(root).exists():  # finished meanwhile by another sweep sharing this run (variants.py, ablation.py)
-        return spec.name, None
+    if run.path(root).exists():  # finished meanwhile by another sweep sharing this run (variants.py, ablation.py)
+        return run.name, None
     try:
-        write_json(spec.path(root), run_one(spec, progress_position=position))
-        return spec.name, None
+        write_json(run.path(root), runner(run, position))
+        return run.name, None
     except Exception:  # one failed run must not stop the sweep; the error goes to the log
-        return spec.name, traceback.format_exc()
+        return run.name, traceback.format_exc()
 
 
-def run_sweep(specs: Sequence[RunSpec], workers: int = 1, root: Path = RESULTS) -> int:
-    """Run every spec whose result file is missing, in ``workers`` processes, in the given order.
+def run_sweep(runs: Sequence[Any], workers: int = 1, root: Path = RESULTS,
+              runner: Callable[[Any, int], dict[str, Any]] = run_one) -> int:  # fmt: skip
+    """Run every run whose result file is missing, in ``workers`` processes, in the given order.
 
+    :param runs: :class:`RunSpec` or anything else with a ``name`` and a ``path(root)`` (``variants.VariantRun``,
+        ``groupsize.BudgetRun``), hashable and picklable.
+    :param workers: Parallel worker processes.
+    :param root: Results root.
+    :param runner: Module-level function ``runner(run, progress_position) -> record``; default :func:`run_one`.
     :return: The number of failed runs.
     """
     from tqdm import tqdm
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}.")
-    unique = list(dict.fromkeys(specs))  # the ablation's default-GPG runs are the learning sweep's
-    todo = [spec for spec in unique if not spec.path(root).exists()]
+    unique = list(dict.fromkeys(runs))  # the ablation's default-GPG runs are the learning sweep's
+    todo = [run for run in unique if not run.path(root).exists()]
     print(f"{len(unique)} runs in the sweep, {len(unique) - len(todo)} already done, {len(todo)} to run "
           f"with {workers} worker(s).", flush=True)  # fmt: skip
     failures = 0
     # spawn: a fresh interpreter per worker (no forked torch state); one run per process, so a leak or a crash in
     # a run ends with it and loses at most that run.
     context = mp.get_context("spawn")
+    jobs = [(run, root, workers, runner) for run in todo]
     with context.Pool(workers, maxtasksperchild=1) as pool, tqdm(total=len(todo), desc="sweep", position=0,
                                                                    unit="run", mininterval=5.0) as bar:  # fmt: skip
-        for name, error in pool.imap_unordered(_worker, [(spec, root, workers) for spec in todo]):
+        for name, error in pool.imap_unordered(_worker, jobs):
             bar.update(1)
             if error:
                 failures += 1

@@ -1,0 +1,262 @@
+"""Group size at a fixed budget of env steps: which number of parallel envs gives the best final return?
+
+GPG's group is its ``n_envs`` parallel trajectories. At a fixed budget ``B`` of env steps and a fixed rollout length
+``n_steps``, a run with ``N`` envs gets ``B / (N * n_steps)`` iterations: a larger group gives a better baseline
+(Prop. 2: the gradient error falls as ``1/sqrt(N)``) but fewer updates. This sweep measures the trade-off, GPG with
+time binning and the learning benchmark's hyperparameters (``common.TASKS``, ``--profile``), at every group size
+of ``--envs`` and at one or more budgets per task.
+
+The scaling law of arXiv 2603.01162 (``../shared/seeds/003_781e3d324aa83911.txt``; GRPO's gradient is a
+U-statistic) says that the optimal group size depends on the problem (its data and policy geometry) but not on the
+budget or the number of iterations. Measuring two budgets on CartPole-v1 tests that: the law predicts the same best
+group size at both.
+
+Usage (from the repository root)::
+
+    python benchmarks/groupsize.py plan --profile reduced              # the runs and their env steps
+    python benchmarks/groupsize.py run --profile reduced --workers 1   # resumable: one JSON per finished run
+    python benchmarks/groupsize.py report --profile reduced            # table, plot, RESULTS.md section
+
+Results: ``benchmarks/results/groupsize/<profile>/<task>/b<budget>_n<envs>_s<seed>.json`` (``common.run_one``'s
+record plus ``budget``), the table ``groupsize.md`` and the plot ``groupsize.png`` beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from ablation import INTRO
+from common import (
+    PROFILES,
+    RESULTS,
+    CellScores,
+    RunSpec,
+    check_choice,
+    command_line,
+    interval_estimate,
+    machine,
+    markdown_table,
+    replace_section,
+    run_sweep,
+)
+
+GROUP_SIZES = (2, 4, 8, 16, 32, 64)
+# Env-step budgets per task: multiples of 64 envs x n_steps (reduced profile: 128 for CartPole, 256 for
+# LunarLander), so that every group size gets a whole number of iterations. CartPole: ~100k and ~400k steps (12-48
+# iterations at 64 envs, 384-1536 at 2); LunarLander: ~1M (60 at 64 envs, 1920 at 2).
+BUDGETS = {"cartpole": (98_304, 393_216), "lunarlander": (983_040,)}
+
+
+@dataclass(frozen=True)
+class BudgetRun:
+    """A harness run (:class:`common.RunSpec`, GPG) whose iterations follow from an env-step budget."""
+
+    spec: RunSpec
+    budget: int
+
+    @property
+    def n_steps(self) -> int:
+        return PROFILES[self.spec.profile].n_steps[self.spec.task]
+
+    @property
+    def iterations(self) -> int:
+        per_iteration = self.spec.n_envs * self.n_steps
+        if self.budget % per_iteration:
+            raise ValueError(
+                f"Budget {self.budget} is not a whole number of iterations of {self.spec.n_envs} envs x "
+                f"{self.n_steps} steps ({per_iteration} env steps); valid budgets are multiples of {per_iteration}."
+            )
+        return self.budget // per_iteration
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.task}/groupsize/b{self.budget}/n{self.spec.n_envs}/s{self.spec.seed}"
+
+    def path(self, root: Path = RESULTS) -> Path:
+        spec = self.spec
+        return root / "groupsize" / spec.profile / spec.task / f"b{self.budget}_n{spec.n_envs}_s{spec.seed}.json"
+
+
+def budget_runs(profile: str, tasks: Sequence[str], sizes: Sequence[int], seeds: Sequence[int],
+                budgets: dict[str, Sequence[int]]) -> list[BudgetRun]:  # fmt: skip
+    """Seed by seed, then task, budget and group size: an interrupted sweep holds whole curves of one seed."""
+    runs = [
+        BudgetRun(RunSpec(task, "gpg", n_envs, seed, profile), budget)
+        for seed in seeds
+        for task in tasks
+        for budget in budgets[task]
+        for n_envs in sizes
+    ]
+    for run in runs:
+        run.iterations  # noqa: B018 (validates the budget before anything runs)
+    return runs
+
+
+def run_budget(run: BudgetRun, progress_position: int = 0) -> dict[str, Any]:
+    """Train and evaluate one run with the harness for its budget's iterations; return its record."""
+    record = common.run_one(run.spec, progress_position, iterations=run.iterations)
+    record["budget"] = run.budget
+    return record
+
+
+def plan(runs: Sequence[BudgetRun], root: Path) -> None:
+    todo = [run for run in runs if not run.path(root).exists()]
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run:")
+    for run in todo:
+        print(f"  {run.name}: {run.iterations} iterations -> {run.path(root)}")
+    steps = {task: sum(run.budget for run in todo if run.spec.task == task) for task in dict.fromkeys(
+        run.spec.task for run in todo)}  # fmt: skip
+    print("Env steps to run: " + ", ".join(f"{task} {n:,}" for task, n in steps.items()))
+
+
+def best_sizes(cells: dict[int, CellScores]) -> tuple[int | None, list[int]]:
+    """The group size with the highest mean final return, and every size whose IQM CI overlaps the best's."""
+    done = {n: cell for n, cell in cells.items() if cell.runs}
+    if not done:
+        return None, []
+    best = max(done, key=lambda n: np.mean(done[n].scores))
+    _, best_low, best_high = interval_estimate(np.asarray(done[best].scores))
+    ties = []
+    for n, cell in done.items():
+        _, low, high = interval_estimate(np.asarray(cell.scores))
+        if n != best and high >= best_low and low <= best_high:
+            ties.append(n)
+    return best, sorted(ties)
+
+
+def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: Path, results_md: Path) -> None:
+    """Per task and budget: final evaluation return against group size; a table, a plot, a RESULTS.md section."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = PROFILES[profile]
+    seeds = sorted({run.spec.seed for run in runs})
+    tasks = list(dict.fromkeys(run.spec.task for run in runs))
+    budgets = {task: list(dict.fromkeys(run.budget for run in runs if run.spec.task == task)) for task in tasks}
+    cells = {(run.spec.task, run.budget, run.spec.n_envs): CellScores(len(seeds)) for run in runs}
+    seed_means: dict[tuple[str, int, int], list[float]] = {}
+    for run in runs:
+        path = run.path(root)
+        if path.exists():
+            record = json.loads(path.read_text())
+            key = (run.spec.task, run.budget, run.spec.n_envs)
+            cells[key].add(record)
+            seed_means.setdefault(key, []).append(float(np.mean(record["eval"]["returns"])))
+
+    out = root / "groupsize" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    sections, findings = [], []
+    for col, task in enumerate(tasks):
+        env_id = common.TASKS[task].env_id
+        n_steps = settings.n_steps[task]
+        header = ["envs (group size)", *(f"budget {b:,} steps" for b in budgets[task])]
+        rows = []
+        for n in sizes:
+            texts = []
+            for budget in budgets[task]:
+                iterations = budget // (n * n_steps)
+                texts.append(f"{cells[task, budget, n].text()}; {iterations} iterations")
+            rows.append([n, *texts])
+        sections.append(f"**{env_id}** ({n_steps} steps per env per rollout)\n\n{markdown_table(header, rows)}")
+        ax = axes[0][col]
+        for i, budget in enumerate(budgets[task]):
+            xs = [n for n in sizes if seed_means.get((task, budget, n))]
+            if not xs:
+                continue
+            means = [np.mean(seed_means[task, budget, n]) for n in xs]
+            color = plt.get_cmap("tab10")(i)
+            ax.plot(xs, means, "-o", color=color, label=f"{budget:,} env steps")
+            for n in xs:
+                ax.scatter([n] * len(seed_means[task, budget, n]), seed_means[task, budget, n], color=color,
+                           alpha=0.35, s=12)  # fmt: skip
+            best, ties = best_sizes({n: cells[task, budget, n] for n in xs})
+            ax.axvline(best, color=color, ls=":", lw=1)
+            tied = f" (IQM CI overlapping it: {', '.join(map(str, ties))})" if ties else " (no other size's CI overlaps)"
+            findings.append(f"- {env_id}, {budget:,} env steps: best group size **{best}**{tied}.")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(sizes), [str(n) for n in sizes])
+        ax.set_xlabel("parallel envs (group size)")
+        ax.set_ylabel("final evaluation return (mean per seed)")
+        ax.set_title(env_id, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"GPG at a fixed env-step budget: final return against group size ({profile} profile)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "groupsize.png", dpi=100)
+    plt.close(fig)
+
+    done = sum(cell.runs for cell in cells.values())
+    body = f"""Command: `{command_line()}` (runs: `python benchmarks/groupsize.py run --profile {profile}`).
+Machine: {machine()}, one torch thread per run.
+GPG, time binning, window collection, the learning benchmark's hyperparameters (`{profile}` profile: {', '.join(
+        f'{common.TASKS[t].env_id} {settings.n_steps[t]} steps per env per rollout' for t in tasks)}); the learning
+rate schedule spans each run. At budget `B`, `N` envs get `B / (N * n_steps)` iterations. Seeds {', '.join(
+        map(str, seeds))}; {done} of {len(cells) * len(seeds)} runs finished.
+
+Cells: final deterministic evaluation return, mean ± std (IQM [95% bootstrap CI]) over the finished seeds x
+{settings.eval_episodes} episodes, and the run's iterations.
+
+{chr(10).join(sections)}
+![group size](results/groupsize/{profile}/groupsize.png)
+
+{chr(10).join(findings)}
+"""
+    (out / "groupsize.md").write_text(body)
+    replace_section(results_md, "Group size at a fixed budget", body, INTRO)
+    print(body)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    helps = {"plan": "list the missing runs", "run": "run the missing runs",
+             "report": "write the table, the plot and the RESULTS.md section"}  # fmt: skip
+    for name, text in helps.items():
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
+        command.add_argument("--tasks", nargs="+", default=list(BUDGETS), help=f"tasks (default {' '.join(BUDGETS)})")
+        command.add_argument("--envs", type=int, nargs="+", default=list(GROUP_SIZES),
+                             help=f"group sizes (default {' '.join(map(str, GROUP_SIZES))})")  # fmt: skip
+        command.add_argument("--budgets", type=int, nargs="+",
+                             help="env-step budgets for every task (default per task: "
+                                  + "; ".join(f"{t} {' '.join(map(str, b))}" for t, b in BUDGETS.items()) + ")")
+        command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
+        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
+        if name == "run":
+            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
+        if name == "report":
+            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
+                                 help="markdown file whose 'Group size at a fixed budget' section is rewritten")
+    args = parser.parse_args(argv)
+    check_choice("profile", args.profile, PROFILES)
+    for task in args.tasks:
+        check_choice("task", task, common.TASKS)
+    budgets = {task: args.budgets or BUDGETS.get(task, ()) for task in args.tasks}
+    for task, values in budgets.items():
+        if not values:
+            raise SystemExit(f"No default budget for task {task!r} (defaults: {', '.join(BUDGETS)}); pass --budgets.")
+    runs = budget_runs(args.profile, args.tasks, args.envs, args.seeds or PROFILES[args.profile].seeds, budgets)
+    if args.command == "plan":
+        plan(runs, args.out)
+    elif args.command == "run":
+        sys.exit(1 if run_sweep(runs, args.workers, args.out, runner=run_budget) else 0)
+    else:
+        report(args.profile, runs, args.envs, args.out, args.results_md)
+
+
+if __name__ == "__main__":
+    main()
