@@ -28,8 +28,16 @@ def run(collection: str, n_envs: int, n_steps: int, seed: int, timesteps: int) -
     from sb3_gpg import GPG
 
     env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
-    model = GPG("MlpPolicy", env, n_steps=n_steps, batch_size=n_envs * n_steps // 4, n_epochs=4,
-                learning_rate=2.5e-3, collection=collection, seed=seed)
+    model = GPG(
+        "MlpPolicy",
+        env,
+        n_steps=n_steps,
+        batch_size=n_envs * n_steps // 4,
+        n_epochs=4,
+        learning_rate=2.5e-3,
+        collection=collection,
+        seed=seed,
+    )
     start = time.perf_counter()
     model.learn(timesteps)
     seconds = time.perf_counter() - start
@@ -56,14 +64,23 @@ def main() -> None:
                 scores.append(mean)
                 print(f"{setting} {collection} seed {seed}: {mean:.1f} +/- {std:.1f} ({seconds:.0f} s)", flush=True)
             solved = sum(score >= 475 for score in scores)
-            rows.append(f"| {n_envs} | {n_steps} | {collection} | {' / '.join(f'{s:.0f}' for s in scores)} | "
-                        f"{np.mean(scores):.1f} | {solved}/{len(scores)} |")
+            rows.append(
+                f"| {n_envs} | {n_steps} | {collection} | {' / '.join(f'{s:.0f}' for s in scores)} | "
+                f"{np.mean(scores):.1f} | {solved}/{len(scores)} |"
+            )
     command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/collection.py", *sys.argv[1:]])
-    table = "\n".join(["| envs | steps per rollout | collection | evaluation per seed | mean | solved (>= 475) |",
-                       "| --- | --- | --- | --- | --- | --- |", *rows])
-    text = (f"### Window vs complete-episode collection, CartPole-v1\n\n`{command}`\n\n{args.timesteps:,} env steps per "
-            "run, learning rate 2.5e-3, 4 epochs, 4 minibatches, time binning; evaluation: 20 deterministic episodes "
-            f"on a separately seeded env.\n\n{table}\n")
+    table = "\n".join(
+        [
+            "| envs | steps per rollout | collection | evaluation per seed | mean | solved (>= 475) |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
+    text = (
+        f"### Window vs complete-episode collection, CartPole-v1\n\n`{command}`\n\n{args.timesteps:,} env steps per "
+        "run, learning rate 2.5e-3, 4 epochs, 4 minibatches, time binning; evaluation: 20 deterministic episodes "
+        f"on a separately seeded env.\n\n{table}\n"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cartpole.md").write_text(text)
     print(text)

@@ -200,12 +200,12 @@ def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: 
     plt.close(fig)
 
     done = sum(cell.runs for cell in cells.values())
+    rollouts = ", ".join(f"{common.TASKS[t].env_id} {settings.n_steps[t]} steps per env per rollout" for t in tasks)
     body = f"""Command: `{command_line()}` (runs: `python benchmarks/groupsize.py run --profile {profile}`).
 Machine: {machine()}, one torch thread per run.
-GPG, time binning, window collection, the learning benchmark's hyperparameters (`{profile}` profile: {', '.join(
-        f'{common.TASKS[t].env_id} {settings.n_steps[t]} steps per env per rollout' for t in tasks)}); the learning
-rate schedule spans each run. At budget `B`, `N` envs get `B / (N * n_steps)` iterations. Seeds {', '.join(
-        map(str, seeds))}; {done} of {len(cells) * len(seeds)} runs finished.
+GPG, time binning, window collection, the learning benchmark's hyperparameters (`{profile}` profile: {rollouts});
+the learning rate schedule spans each run. At budget `B`, `N` envs get `B / (N * n_steps)` iterations.
+Seeds {", ".join(map(str, seeds))}; {done} of {len(cells) * len(seeds)} runs finished.
 
 Cells: final deterministic evaluation return, mean ± std (IQM [95% bootstrap CI]) over the finished seeds x
 {settings.eval_episodes} episodes, and the run's iterations.
@@ -231,16 +231,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         command.add_argument("--tasks", nargs="+", default=list(BUDGETS), help=f"tasks (default {' '.join(BUDGETS)})")
         command.add_argument("--envs", type=int, nargs="+", default=list(GROUP_SIZES),
                              help=f"group sizes (default {' '.join(map(str, GROUP_SIZES))})")  # fmt: skip
-        command.add_argument("--budgets", type=int, nargs="+",
-                             help="env-step budgets for every task (default per task: "
-                                  + "; ".join(f"{t} {' '.join(map(str, b))}" for t, b in BUDGETS.items()) + ")")
+        command.add_argument(
+            "--budgets",
+            type=int,
+            nargs="+",
+            help="env-step budgets for every task (default per task: "
+            + "; ".join(f"{t} {' '.join(map(str, b))}" for t, b in BUDGETS.items())
+            + ")",
+        )
         command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
         command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
         if name == "run":
             command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
         if name == "report":
-            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
-                                 help="markdown file whose 'Group size at a fixed budget' section is rewritten")
+            command.add_argument(
+                "--results-md",
+                type=Path,
+                default=RESULTS.parent / "RESULTS.md",
+                help="markdown file whose 'Group size at a fixed budget' section is rewritten",
+            )
     args = parser.parse_args(argv)
     check_choice("profile", args.profile, PROFILES)
     for task in args.tasks:
