@@ -12,6 +12,7 @@ shared by GPG and PPO; PPO additionally gets its critic's settings (``gae_lambda
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -468,6 +469,42 @@ def run_sweep(runs: Sequence[Any], workers: int = 1, root: Path = RESULTS,
             else:
                 tqdm.write(f"{time.strftime('%H:%M:%S')} done {name}")
     return failures
+
+
+def sweep_parser(doc: str, helps: dict[str, str], tasks: Sequence[str], sizes: Sequence[int], section: str,
+                 extra: Callable[[argparse.ArgumentParser, str], None] | None = None) -> argparse.ArgumentParser:  # fmt: skip
+    """Command line of a sweep script (``variants.py``, ``groupsize.py``): one sub-command per entry of ``helps``
+    (``plan``, ``run``, ``report``), each with ``--profile --tasks --envs --seeds --out``, ``run`` with
+    ``--workers``, ``report`` with ``--results-md`` (whose ``section`` it rewrites); ``extra(command, name)`` adds
+    the script's own arguments."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in helps.items():
+        command = sub.add_parser(name, help=text, description=text)
+        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
+        command.add_argument("--tasks", nargs="+", default=list(tasks), help=f"tasks (default {' '.join(tasks)})")
+        command.add_argument("--envs", type=int, nargs="+", default=list(sizes),
+                             help=f"group sizes (default {' '.join(map(str, sizes))})")  # fmt: skip
+        command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
+        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
+        if name == "run":
+            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
+        if name == "report":
+            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
+                                 help=f"markdown file whose {section!r} section is rewritten")  # fmt: skip
+        if extra is not None:
+            extra(command, name)
+    return parser
+
+
+def parse_sweep_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and check ``--profile`` and ``--tasks``; ``seeds`` defaults to the profile's."""
+    args = parser.parse_args(argv)
+    check_choice("profile", args.profile, PROFILES)
+    for task in args.tasks:
+        check_choice("task", task, TASKS)
+    args.seeds = args.seeds or list(PROFILES[args.profile].seeds)
+    return args
 
 
 def load_results(root: Path = RESULTS) -> dict[RunSpec, dict[str, Any]]:

@@ -42,13 +42,14 @@ from common import (
     RESULTS,
     CellScores,
     RunSpec,
-    check_choice,
     command_line,
     interval_estimate,
     machine,
     markdown_table,
+    parse_sweep_args,
     replace_section,
     run_sweep,
+    sweep_parser,
 )
 
 GROUP_SIZES = (2, 4, 8, 16, 32, 64)
@@ -56,6 +57,7 @@ GROUP_SIZES = (2, 4, 8, 16, 32, 64)
 # LunarLander), so that every group size gets a whole number of iterations. CartPole: ~100k and ~400k steps (12-48
 # iterations at 64 envs, 384-1536 at 2); LunarLander: ~1M (60 at 64 envs, 1920 at 2).
 BUDGETS = {"cartpole": (98_304, 393_216), "lunarlander": (983_040,)}
+SECTION = "Group size at a fixed budget"  # of RESULTS.md
 
 
 @dataclass(frozen=True)
@@ -216,49 +218,25 @@ Cells: final deterministic evaluation return, mean ± std (IQM [95% bootstrap CI
 {chr(10).join(findings)}
 """
     (out / "groupsize.md").write_text(body)
-    replace_section(results_md, "Group size at a fixed budget", body, INTRO)
+    replace_section(results_md, SECTION, body, INTRO)
     print(body)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    def budgets_argument(command: argparse.ArgumentParser, name: str) -> None:
+        defaults = "; ".join(f"{task} {' '.join(map(str, values))}" for task, values in BUDGETS.items())
+        command.add_argument("--budgets", type=int, nargs="+",
+                             help=f"env-step budgets for every task (default per task: {defaults})")  # fmt: skip
+
     helps = {"plan": "list the missing runs", "run": "run the missing runs",
              "report": "write the table, the plot and the RESULTS.md section"}  # fmt: skip
-    for name, text in helps.items():
-        command = sub.add_parser(name, help=text, description=text)
-        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
-        command.add_argument("--tasks", nargs="+", default=list(BUDGETS), help=f"tasks (default {' '.join(BUDGETS)})")
-        command.add_argument("--envs", type=int, nargs="+", default=list(GROUP_SIZES),
-                             help=f"group sizes (default {' '.join(map(str, GROUP_SIZES))})")  # fmt: skip
-        command.add_argument(
-            "--budgets",
-            type=int,
-            nargs="+",
-            help="env-step budgets for every task (default per task: "
-            + "; ".join(f"{t} {' '.join(map(str, b))}" for t, b in BUDGETS.items())
-            + ")",
-        )
-        command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
-        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
-        if name == "run":
-            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
-        if name == "report":
-            command.add_argument(
-                "--results-md",
-                type=Path,
-                default=RESULTS.parent / "RESULTS.md",
-                help="markdown file whose 'Group size at a fixed budget' section is rewritten",
-            )
-    args = parser.parse_args(argv)
-    check_choice("profile", args.profile, PROFILES)
-    for task in args.tasks:
-        check_choice("task", task, common.TASKS)
+    parser = sweep_parser(__doc__, helps, list(BUDGETS), GROUP_SIZES, SECTION, budgets_argument)
+    args = parse_sweep_args(parser, argv)
     budgets = {task: args.budgets or BUDGETS.get(task, ()) for task in args.tasks}
     for task, values in budgets.items():
         if not values:
             raise SystemExit(f"No default budget for task {task!r} (defaults: {', '.join(BUDGETS)}); pass --budgets.")
-    runs = budget_runs(args.profile, args.tasks, args.envs, args.seeds or PROFILES[args.profile].seeds, budgets)
+    runs = budget_runs(args.profile, args.tasks, args.envs, args.seeds, budgets)
     if args.command == "plan":
         plan(runs, args.out)
     elif args.command == "run":

@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing as mp
 import re
 import sys
-import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,12 +59,16 @@ from common import (
     interval_estimate,
     machine,
     markdown_table,
+    parse_sweep_args,
     replace_section,
+    run_sweep,
+    sweep_parser,
     write_json,
 )
 
 TASKS = ("lunarlander", "cartpole")
 GROUP_SIZES = (4, 32)
+SECTION = "Estimator variants"  # of RESULTS.md
 # Minutes per GPG run in the reduced profile, from benchmarks/results/learning/reduced/throughput.md (2-core
 # machine with one core busy, ±50%); used by `plan` only.
 REDUCED_MINUTES = {("lunarlander", 1): 2.3, ("lunarlander", 4): 3.4, ("lunarlander", 16): 3.2,
@@ -118,6 +120,10 @@ class VariantRun:
     variant: Variant
     spec: RunSpec
 
+    @property
+    def name(self) -> str:
+        return f"{self.spec.task}/{self.variant.label}/n{self.spec.n_envs}/s{self.spec.seed}"
+
     def path(self, root: Path = RESULTS) -> Path:
         if not self.variant.options:
             return self.spec.path(root)  # the learning benchmark's or the binning ablation's file
@@ -155,19 +161,20 @@ def extra_gpg_arguments(options: dict[str, Any]) -> Iterator[None]:
         common.hyperparameters = harness_hyperparameters
 
 
-def run_variant(run: VariantRun) -> dict[str, Any]:
+def run_variant(run: VariantRun, progress_position: int = 0) -> dict[str, Any]:
     """Train and evaluate one variant run with the harness; return its record."""
     if not run.variant.options:
-        return common.run_one(run.spec)
+        return common.run_one(run.spec, progress_position)
     options = dict(run.variant.options)
     with extra_gpg_arguments(options):
-        record = common.run_one(run.spec)
+        record = common.run_one(run.spec, progress_position)
     record["harness_spec"] = record.pop("spec")
     record["variant"] = dict(label=run.variant.label, options=options)
     return record
 
 
 def _worker(job: tuple[VariantRun, Path]) -> tuple[str, str | None]:
+    # TODO(this session): remove once the variants sweep started before common.run_sweep took a runner has ended.
     run, root = job
     name = f"{run.spec.task}/{run.variant.label}/n{run.spec.n_envs}/s{run.spec.seed}"
     if run.path(root).exists():  # finished meanwhile by another sweep sharing this run (learning.py, ablation.py)
@@ -177,26 +184,6 @@ def _worker(job: tuple[VariantRun, Path]) -> tuple[str, str | None]:
         return name, None
     except Exception:  # one failed run must not stop the sweep; the error goes to the log
         return name, traceback.format_exc()
-
-
-def run_sweep(runs: Sequence[VariantRun], workers: int, root: Path) -> int:
-    """Run every run whose file is missing (as ``common.run_sweep``: spawned workers, one run per process).
-
-    :return: The number of failed runs.
-    """
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}.")
-    todo = [run for run in dict.fromkeys(runs) if not run.path(root).exists()]
-    print(f"{len(runs)} runs in the sweep, {len(runs) - len(todo)} already done, {len(todo)} to run.", flush=True)
-    failures = 0
-    with mp.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
-        for name, error in pool.imap_unordered(_worker, [(run, root) for run in todo]):
-            if error:
-                failures += 1
-                print(f"FAILED {name}:\n{error}", flush=True)
-            else:
-                print(f"{time.strftime('%H:%M:%S')} done {name}", flush=True)
-    return failures
 
 
 def plan(runs: Sequence[VariantRun], root: Path) -> None:
@@ -304,45 +291,29 @@ A default changes only on a clear, repeated win.
 ![variants](results/variants/{profile}/variants.png)
 """
     (out / "variants.md").write_text(body)
-    replace_section(results_md, "Estimator variants", body, INTRO)
+    replace_section(results_md, SECTION, body, INTRO)
     print(body)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    helps = {"plan": "list the missing runs and estimate their duration", "run": "run the missing runs",
-             "report": "write the tables, the plot and the RESULTS.md section"}  # fmt: skip
-    for name, text in helps.items():
-        command = sub.add_parser(name, help=text, description=text)
-        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
-        command.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"tasks (default {' '.join(TASKS)})")
-        command.add_argument("--envs", type=int, nargs="+", default=list(GROUP_SIZES),
-                             help=f"group sizes (default {' '.join(map(str, GROUP_SIZES))})")  # fmt: skip
-        command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
+    def variant_arguments(command: argparse.ArgumentParser, name: str) -> None:
         command.add_argument("--bin-size", type=float, default=0.5, help="ε of the space-time variants (default 0.5)")
         command.add_argument("--min-bin-samples", type=int, default=4, help="k of the fallback variants (default 4)")
         command.add_argument("--variants", nargs="+", help="variant labels (default all)")
-        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
-        if name == "run":
-            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
-        if name == "report":
-            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
-                                 help="markdown file whose 'Estimator variants' section is rewritten")  # fmt: skip
-    args = parser.parse_args(argv)
-    check_choice("profile", args.profile, PROFILES)
-    for task in args.tasks:
-        check_choice("task", task, common.TASKS)
+
+    helps = {"plan": "list the missing runs and estimate their duration", "run": "run the missing runs",
+             "report": "write the tables, the plot and the RESULTS.md section"}  # fmt: skip
+    args = parse_sweep_args(sweep_parser(__doc__, helps, TASKS, GROUP_SIZES, SECTION, variant_arguments), argv)
     variants = make_variants(args.bin_size, args.min_bin_samples)
     if args.variants:
         for label in args.variants:
             check_choice("variant", label, [v.label for v in variants])
         variants = tuple(v for v in variants if v.label in args.variants or v.label == "time")
-    runs = variant_runs(args.profile, args.tasks, args.envs, args.seeds or PROFILES[args.profile].seeds, variants)
+    runs = variant_runs(args.profile, args.tasks, args.envs, args.seeds, variants)
     if args.command == "plan":
         plan(runs, args.out)
     elif args.command == "run":
-        sys.exit(1 if run_sweep(runs, args.workers, args.out) else 0)
+        sys.exit(1 if run_sweep(runs, args.workers, args.out, runner=run_variant) else 0)
     else:
         report(args.profile, runs, variants, args.envs, args.out, args.results_md)
 
