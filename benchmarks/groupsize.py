@@ -9,7 +9,8 @@ of ``--envs`` and at one or more budgets per task.
 The scaling law of arXiv 2603.01162 (``../shared/seeds/003_781e3d324aa83911.txt``; GRPO's gradient is a
 U-statistic) says that the optimal group size depends on the problem (its data and policy geometry) but not on the
 budget or the number of iterations. Measuring two budgets on CartPole-v1 tests that: the law predicts the same best
-group size at both.
+group size at both (an empirical study of LLM RL, arXiv 2603.12151, found instead the best number of parallel
+rollouts growing with the budget).
 
 Usage (from the repository root)::
 
@@ -208,6 +209,10 @@ Machine: {machine()}, one torch thread per run.
 GPG, time binning, window collection, the learning benchmark's hyperparameters (`{profile}` profile: {rollouts});
 the learning rate schedule spans each run. At budget `B`, `N` envs get `B / (N * n_steps)` iterations.
 Seeds {", ".join(map(str, seeds))}; {done} of {len(cells) * len(seeds)} runs finished.
+
+Two predictions to compare: the U-statistic scaling law of GRPO (arXiv 2603.01162, `seeds/003`) says the best
+group size depends on the problem, not on the budget, so it should be the same at every budget of a task; the
+IsoCompute study of LLM RL (arXiv 2603.12151) found the best number of parallel rollouts growing with the budget.
 
 Cells: final deterministic evaluation return, mean ± std (IQM [95% bootstrap CI]) over the finished seeds x
 {settings.eval_episodes} episodes, and the run's iterations.
