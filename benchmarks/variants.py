@@ -36,7 +36,6 @@ import contextlib
 import json
 import re
 import sys
-import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +62,6 @@ from common import (
     replace_section,
     run_sweep,
     sweep_parser,
-    write_json,
 )
 
 TASKS = ("lunarlander", "cartpole")
@@ -171,19 +169,6 @@ def run_variant(run: VariantRun, progress_position: int = 0) -> dict[str, Any]:
     record["harness_spec"] = record.pop("spec")
     record["variant"] = dict(label=run.variant.label, options=options)
     return record
-
-
-def _worker(job: tuple[VariantRun, Path]) -> tuple[str, str | None]:
-    # TODO(this session): remove once the variants sweep started before common.run_sweep took a runner has ended.
-    run, root = job
-    name = f"{run.spec.task}/{run.variant.label}/n{run.spec.n_envs}/s{run.spec.seed}"
-    if run.path(root).exists():  # finished meanwhile by another sweep sharing this run (learning.py, ablation.py)
-        return name, None
-    try:
-        write_json(run.path(root), run_variant(run))
-        return name, None
-    except Exception:  # one failed run must not stop the sweep; the error goes to the log
-        return name, traceback.format_exc()
 
 
 def plan(runs: Sequence[VariantRun], root: Path) -> None:
