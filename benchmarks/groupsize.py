@@ -44,6 +44,7 @@ from common import (
     CellScores,
     RunSpec,
     command_line,
+    filled_curve,
     interval_estimate,
     machine,
     markdown_table,
@@ -123,23 +124,27 @@ def plan(runs: Sequence[BudgetRun], root: Path) -> None:
     print("Env steps to run: " + ", ".join(f"{task} {n:,}" for task, n in steps.items()))
 
 
-def best_sizes(cells: dict[int, CellScores]) -> tuple[int | None, list[int]]:
-    """The group size with the highest mean final return, and every size whose IQM CI overlaps the best's."""
+def best_sizes(cells: dict[int, CellScores]) -> tuple[list[int], list[int]]:
+    """The group sizes with the highest mean final return (several when they tie, e.g. at CartPole's 500), and the
+    other sizes whose IQM CI overlaps the first best's."""
     done = {n: cell for n, cell in cells.items() if cell.runs}
     if not done:
-        return None, []
-    best = max(done, key=lambda n: np.mean(done[n].scores))
-    _, best_low, best_high = interval_estimate(np.asarray(done[best].scores))
+        return [], []
+    top = max(np.mean(cell.scores) for cell in done.values())
+    best = [n for n, cell in done.items() if np.mean(cell.scores) == top]
+    _, best_low, best_high = interval_estimate(np.asarray(done[best[0]].scores))
     ties = []
     for n, cell in done.items():
         _, low, high = interval_estimate(np.asarray(cell.scores))
-        if n != best and high >= best_low and low <= best_high:
+        if n not in best and high >= best_low and low <= best_high:
             ties.append(n)
     return best, sorted(ties)
 
 
 def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: Path, results_md: Path) -> None:
-    """Per task and budget: final evaluation return against group size; a table, a plot, a RESULTS.md section."""
+    """Per task and budget, against group size: the final evaluation return, and the mean training return over the
+    run (how fast it learned within the budget, which still ranks sizes that all reach a task's maximum); a table,
+    a plot, a RESULTS.md section."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,18 +155,21 @@ def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: 
     tasks = list(dict.fromkeys(run.spec.task for run in runs))
     budgets = {task: list(dict.fromkeys(run.budget for run in runs if run.spec.task == task)) for task in tasks}
     cells = {(run.spec.task, run.budget, run.spec.n_envs): CellScores(len(seeds)) for run in runs}
-    seed_means: dict[tuple[str, int, int], list[float]] = {}
+    final: dict[tuple[str, int, int], list[float]] = {}  # per seed: mean final evaluation return
+    training: dict[tuple[str, int, int], list[float]] = {}  # per seed: mean training return over the run
     for run in runs:
         path = run.path(root)
         if path.exists():
             record = json.loads(path.read_text())
             key = (run.spec.task, run.budget, run.spec.n_envs)
             cells[key].add(record)
-            seed_means.setdefault(key, []).append(float(np.mean(record["eval"]["returns"])))
+            final.setdefault(key, []).append(float(np.mean(record["eval"]["returns"])))
+            with np.errstate(all="ignore"):
+                training.setdefault(key, []).append(float(np.nanmean(filled_curve(record)[1])))
 
     out = root / "groupsize" / profile
     out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5.5 * len(tasks), 7.5), squeeze=False)
     sections, findings = [], []
     for col, task in enumerate(tasks):
         env_id = common.TASKS[task].env_id
@@ -171,33 +179,40 @@ def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: 
         for n in sizes:
             texts = []
             for budget in budgets[task]:
-                iterations = budget // (n * n_steps)
-                texts.append(f"{cells[task, budget, n].text()}; {iterations} iterations")
+                mean_training = np.mean(training[task, budget, n]) if training.get((task, budget, n)) else None
+                during = "" if mean_training is None else f"; training mean {mean_training:.0f}"
+                texts.append(f"{cells[task, budget, n].text()}{during}; {budget // (n * n_steps)} iterations")
             rows.append([n, *texts])
         sections.append(f"**{env_id}** ({n_steps} steps per env per rollout)\n\n{markdown_table(header, rows)}")
-        ax = axes[0][col]
         for i, budget in enumerate(budgets[task]):
-            xs = [n for n in sizes if seed_means.get((task, budget, n))]
+            xs = [n for n in sizes if final.get((task, budget, n))]
             if not xs:
                 continue
-            means = [np.mean(seed_means[task, budget, n]) for n in xs]
             color = plt.get_cmap("tab10")(i)
-            ax.plot(xs, means, "-o", color=color, label=f"{budget:,} env steps")
-            for n in xs:
-                ax.scatter([n] * len(seed_means[task, budget, n]), seed_means[task, budget, n], color=color,
-                           alpha=0.35, s=12)  # fmt: skip
+            for row, values in enumerate((final, training)):
+                ax = axes[row][col]
+                ax.plot(xs, [np.mean(values[task, budget, n]) for n in xs], "-o", color=color,
+                        label=f"{budget:,} env steps")  # fmt: skip
+                for n in xs:
+                    ax.scatter([n] * len(values[task, budget, n]), values[task, budget, n], color=color, alpha=0.35,
+                               s=12)  # fmt: skip
             best, ties = best_sizes({n: cells[task, budget, n] for n in xs})
-            ax.axvline(best, color=color, ls=":", lw=1)
-            tied = f" (IQM CI overlapping it: {', '.join(map(str, ties))})" if ties else " (no other size's CI overlaps)"
-            findings.append(f"- {env_id}, {budget:,} env steps: best group size **{best}**{tied}.")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(list(sizes), [str(n) for n in sizes])
-        ax.set_xlabel("parallel envs (group size)")
-        ax.set_ylabel("final evaluation return (mean per seed)")
-        ax.set_title(env_id, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"GPG at a fixed env-step budget: final return against group size ({profile} profile)", fontsize=10)
+            fastest = max(xs, key=lambda n: np.mean(training[task, budget, n]))
+            tied = f"; IQM CI overlapping: {', '.join(map(str, ties))}" if ties else "; no other size's CI overlaps"
+            findings.append(
+                f"- {env_id}, {budget:,} env steps: highest final return at {' / '.join(map(str, best))} envs"
+                f"{tied}; highest training mean at **{fastest}** envs."
+            )
+        for row, label in enumerate(("final evaluation return", "mean training return over the run")):
+            ax = axes[row][col]
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(list(sizes), [str(n) for n in sizes])
+            ax.set_xlabel("parallel envs (group size)")
+            ax.set_ylabel(f"{label}\n(mean over seeds; dots: seeds)", fontsize=9)
+            ax.set_title(env_id, fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(f"GPG at a fixed env-step budget: return against group size ({profile} profile)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "groupsize.png", dpi=100)
     plt.close(fig)
@@ -215,7 +230,8 @@ group size depends on the problem, not on the budget, so it should be the same a
 IsoCompute study of LLM RL (arXiv 2603.12151) found the best number of parallel rollouts growing with the budget.
 
 Cells: final deterministic evaluation return, mean ± std (IQM [95% bootstrap CI]) over the finished seeds x
-{settings.eval_episodes} episodes, and the run's iterations.
+{settings.eval_episodes} episodes; the training mean (the training episodes' return averaged over the run's
+iterations, i.e. over its env steps: how fast it learned within the budget); the run's iterations.
 
 {chr(10).join(sections)}
 ![group size](results/groupsize/{profile}/groupsize.png)
