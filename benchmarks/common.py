@@ -498,12 +498,11 @@ def sweep_parser(doc: str, helps: dict[str, str], tasks: Sequence[str], sizes: S
 
 
 def parse_sweep_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse and check ``--profile`` and ``--tasks``; ``seeds`` defaults to the profile's."""
+    """Parse and check ``--profile`` and ``--tasks`` (``seeds`` stays None unless given: the script's default)."""
     args = parser.parse_args(argv)
     check_choice("profile", args.profile, PROFILES)
     for task in args.tasks:
         check_choice("task", task, TASKS)
-    args.seeds = args.seeds or list(PROFILES[args.profile].seeds)
     return args
 
 

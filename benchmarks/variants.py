@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for label in args.variants:
             check_choice("variant", label, [v.label for v in variants])
         variants = tuple(v for v in variants if v.label in args.variants or v.label == "time")
-    runs = variant_runs(args.profile, args.tasks, args.envs, args.seeds, variants)
+    runs = variant_runs(args.profile, args.tasks, args.envs, args.seeds or PROFILES[args.profile].seeds, variants)
     if args.command == "plan":
         plan(runs, args.out)
     elif args.command == "run":
