@@ -44,6 +44,7 @@ from common import (
     markdown_table,
     replace_section,
     run_sweep,
+    with_notes,
 )
 
 TASK = "lunarlander"
@@ -161,9 +162,7 @@ evaluation return, mean ± std (IQM [95% bootstrap CI]) over {expected} seeds x 
 {table}
 ![ablation](results/ablation/{profile}/ablation.png)
 """
-    notes = out / "notes.md"  # hand-written reading of the numbers, kept next to them and included here
-    if notes.exists():
-        body += "\n" + notes.read_text().strip() + "\n"
+    body = with_notes(body, out)
     (out / "ablation.md").write_text(body)
     replace_section(results_md, "Binning ablation", body, INTRO, after="Learning benchmark")
     print(body)

@@ -602,6 +602,12 @@ def replace_section(path: Path, heading: str, body: str, intro: str, after: str 
     path.write_text(text)
 
 
+def with_notes(body: str, out: Path) -> str:
+    """``body`` followed by ``out/notes.md``, the hand-written reading of the numbers kept next to them, if any."""
+    notes = out / "notes.md"
+    return body + "\n" + notes.read_text().strip() + "\n" if notes.exists() else body
+
+
 @dataclass
 class CellScores:
     """Evaluation returns of one table cell, pooled over its finished runs."""

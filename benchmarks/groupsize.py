@@ -52,6 +52,7 @@ from common import (
     replace_section,
     run_sweep,
     sweep_parser,
+    with_notes,
 )
 
 GROUP_SIZES = (2, 4, 8, 16, 32, 64)
@@ -244,6 +245,7 @@ iterations, i.e. over its env steps: how fast it learned within the budget); the
 
 {chr(10).join(findings)}
 """
+    body = with_notes(body, out)
     (out / "groupsize.md").write_text(body)
     replace_section(results_md, SECTION, body, INTRO)
     print(body)

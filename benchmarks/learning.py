@@ -61,6 +61,7 @@ from common import (
     markdown_table,
     replace_section,
     run_sweep,
+    with_notes,
 )
 
 # Paper Table 1: reward after 200 iterations, mean ± std over 4 training seeds x 5 eval seeds. CartPole at 1-16
@@ -264,9 +265,7 @@ Throughput measured before the sweep, which sized the reduced profile
 
 {throughput_text}
 """
-    notes = out / "notes.md"  # hand-written reading of the numbers, kept next to them and included here
-    if notes.exists():
-        body += "\n" + notes.read_text().strip() + "\n"
+    body = with_notes(body, out)
     (out / "learning.md").write_text(body)
     replace_section(results_md, "Learning benchmark", body, INTRO)
     print(body)

@@ -62,6 +62,7 @@ from common import (
     replace_section,
     run_sweep,
     sweep_parser,
+    with_notes,
 )
 
 TASKS = ("lunarlander", "cartpole")
@@ -275,6 +276,7 @@ A default changes only on a clear, repeated win.
 {chr(10).join(sections)}
 ![variants](results/variants/{profile}/variants.png)
 """
+    body = with_notes(body, out)
     (out / "variants.md").write_text(body)
     replace_section(results_md, SECTION, body, INTRO)
     print(body)
