@@ -419,11 +419,10 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _worker(job: tuple[Any, ...]) -> tuple[str, str | None]:
-    """Run one job, ``(run, root, workers[, runner])``, in a worker process and write its file; return (name,
-    error or None). ``runner(run, progress_position)`` returns the record; default :func:`run_one`."""
-    run, root, workers, *rest = job
-    runner = rest[0] if rest else run_one
+def _worker(job: tuple[Any, Path, int, Callable[[Any, int], dict[str, Any]]]) -> tuple[str, str | None]:
+    """Run one job, ``(run, root, workers, runner)``, in a worker process and write the record that
+    ``runner(run, progress_position)`` returns; return (name, error or None)."""
+    run, root, workers, runner = job
     identity = mp.current_process()._identity  # 1-based and growing as processes are replaced
     position = 1 + (identity[0] - 1) % workers if identity else 1  # one progress line per worker slot
     if run.path(root).exists():  # finished meanwhile by another sweep sharing this run (variants.py, ablation.py)
