@@ -98,6 +98,7 @@ def report(profile: str, root: Path, results_md: Path) -> None:
     cells: dict[tuple[str, int], CellScores] = {(label, n): CellScores(expected) for label in CONFIG_LABELS
                                                 for n in GROUP_SIZES}  # fmt: skip
     curves: dict[tuple[str, int], list[np.ndarray]] = {}
+    env_steps: dict[tuple[str, int], list[int]] = {}
     for spec, record in results.items():
         if spec.task != TASK or spec.algo != "gpg" or spec.n_envs not in GROUP_SIZES:
             continue
@@ -105,6 +106,7 @@ def report(profile: str, root: Path, results_md: Path) -> None:
         if (label, spec.n_envs) in cells and spec.seed in settings.seeds:
             cells[label, spec.n_envs].add(record)
             curves.setdefault((label, spec.n_envs), []).append(filled_curve(record)[1])
+            env_steps.setdefault((label, spec.n_envs), []).append(record["env_steps"])
 
     rows = [[label, *(cells[label, n].text() for n in GROUP_SIZES)] for label in CONFIG_LABELS]
     table = markdown_table(["binning", *(f"{n} envs" for n in GROUP_SIZES)], rows)
@@ -150,6 +152,14 @@ def report(profile: str, root: Path, results_md: Path) -> None:
     plt.close(fig)
 
     runs_done = sum(cell.runs for cell in cells.values())
+    # Complete-episode rollouts run every env to the end of its episode: the same 200 iterations cost more steps.
+    episodes, window = CONFIG_LABELS[-1], CONFIG_LABELS[0]
+    steps = "; ".join(
+        f"{n} envs {np.mean(env_steps[episodes, n]):,.0f} vs {np.mean(env_steps[window, n]):,.0f} "
+        f"({np.mean(env_steps[episodes, n]) / np.mean(env_steps[window, n]):.1f}x)"
+        for n in GROUP_SIZES
+        if env_steps.get((episodes, n)) and env_steps.get((window, n))
+    )
     body = f"""Command: `{command_line()}` (runs: `python benchmarks/learning.py run --profile {profile} --with-ablation`
 or `python benchmarks/ablation.py run --profile {profile}`).
 Machine: {machine()}, one torch thread per run.
@@ -160,6 +170,8 @@ collection mode) changes. The `time` row is the learning benchmark's GPG runs. C
 evaluation return, mean ± std (IQM [95% bootstrap CI]) over {expected} seeds x {settings.eval_episodes} episodes.
 
 {table}
+Env steps per run, `{episodes}` vs `{window}` (mean over seeds): {steps or "no pair finished"}.
+
 ![ablation](results/ablation/{profile}/ablation.png)
 """
     body = with_notes(body, out)

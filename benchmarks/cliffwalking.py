@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ["time limit", "observation", "eval return (5 episodes)", "eval reaches goal", "training episodes",
          "last training return"], rows)  # fmt: skip
     text = f"""Command: `{command_line()}`
-Machine: {machine()}, one torch thread, another sweep running beside it.
+Machine: {machine()}, one torch thread.
 GPG, CliffWalking-v1, {args.envs} envs, seed {args.seed}, the learning benchmark's settings (reduced profile).
 
 {table}"""

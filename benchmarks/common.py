@@ -533,11 +533,18 @@ def interval_estimate(scores: np.ndarray, seed: int = 0, reps: int = 2000) -> tu
     except (ImportError, TypeError):
         rly = None
     if rly is not None:
-        with warnings.catch_warnings():  # arch's notice that rliable passes the old random_state argument
-            warnings.simplefilter("ignore", FutureWarning)
-            points, intervals = rly.get_interval_estimates(
-                {"x": matrix}, metrics.aggregate_iqm, reps=reps, random_state=np.random.RandomState(seed)
-            )
+        # rliable's StratifiedBootstrap draws its resampling indices from numpy's global generator whatever
+        # random_state says: seed that too (and restore it), or the same scores give a different CI on every call.
+        global_state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            with warnings.catch_warnings():  # arch's notice that rliable passes the old random_state argument
+                warnings.simplefilter("ignore", FutureWarning)
+                points, intervals = rly.get_interval_estimates(
+                    {"x": matrix}, metrics.aggregate_iqm, reps=reps, random_state=np.random.RandomState(seed)
+                )
+        finally:
+            np.random.set_state(global_state)
         low, high = np.ravel(intervals["x"])
         return float(np.ravel(points["x"])[0]), float(low), float(high)
     rng = np.random.default_rng(seed)

@@ -73,6 +73,9 @@ class BudgetRun:
     spec: RunSpec
     budget: int
 
+    def __post_init__(self) -> None:
+        self.iterations  # noqa: B018 (raises on a budget that is not a whole number of iterations)
+
     @property
     def n_steps(self) -> int:
         return PROFILES[self.spec.profile].n_steps[self.spec.task]
@@ -107,8 +110,6 @@ def budget_runs(profile: str, tasks: Sequence[str], sizes: Sequence[int], seeds:
         for budget in budgets[task]
         for n_envs in sizes
     ]
-    for run in runs:
-        run.iterations  # noqa: B018 (validates the budget before anything runs)
     return runs
 
 
