@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from typing import NamedTuple
 
 import numpy as np
@@ -11,8 +11,8 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_gpg.binning import Binning, make_binning
-from sb3_gpg.estimator import GroupStats, check_estimator_options, fallback_active, group_advantages, no_signal_steps
+from sb3_gpg.binning import TIME_BINNING, Binning
+from sb3_gpg.estimator import ALGORITHM_2, EstimatorConfig, GroupStats, group_advantages
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
 
@@ -22,7 +22,6 @@ class GroupRolloutBufferSamples(NamedTuple):
     actions: th.Tensor
     old_log_prob: th.Tensor
     advantages: th.Tensor
-    returns: th.Tensor
 
 
 class MaskableGroupRolloutBufferSamples(NamedTuple):
@@ -30,7 +29,6 @@ class MaskableGroupRolloutBufferSamples(NamedTuple):
     actions: th.Tensor
     old_log_prob: th.Tensor
     advantages: th.Tensor
-    returns: th.Tensor
     action_masks: th.Tensor
 
 
@@ -46,20 +44,10 @@ class GroupRolloutBuffer(RolloutBuffer):
     :param observation_space: Observation space
     :param action_space: Action space
     :param device: PyTorch device of the sampled minibatches
-    :param gae_lambda: Accepted for SB3 compatibility and must be 1: GPG uses Monte Carlo returns.
     :param gamma: Discount factor of the returns
     :param n_envs: Number of parallel environments
-    :param binning: A :class:`~sb3_gpg.binning.Binning`, a binning name or a callable (see
-        :func:`~sb3_gpg.binning.make_binning`).
-    :param bin_size: Cell size ε of the spatial binnings when ``binning`` is a name.
-    :param baseline: ``"mean"`` or ``"leave_one_out"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
-    :param advantage_scale: ``"none"`` or ``"bin_std"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
-    :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 for none; the coarser keys come from the
-        binning's ``coarser`` levels (see :func:`~sb3_gpg.estimator.group_advantages`).
-    :param bin_fallback: ``"replace"`` or ``"shrink"`` (see :func:`~sb3_gpg.estimator.group_advantages`).
-    :param count_no_signal: Find the steps whose advantage carries no signal
-        (:func:`~sb3_gpg.estimator.no_signal_steps`), set their advantage to exactly 0 and store their share of
-        the group in ``no_signal_share`` (what GPG's ``signal_rescale`` needs).
+    :param binning: The binning ``f(s, t)`` (:func:`~sb3_gpg.binning.make_binning`); default: time bins.
+    :param estimator: The estimator variants (:class:`~sb3_gpg.estimator.EstimatorConfig`); default: Algorithm 2.
     """
 
     def __init__(
@@ -68,28 +56,14 @@ class GroupRolloutBuffer(RolloutBuffer):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         device: th.device | str = "auto",
-        gae_lambda: float = 1.0,
         gamma: float = 0.99,
         n_envs: int = 1,
-        binning: Binning | str | Callable = "time",
-        bin_size: float | Sequence[float] = 1.0,
-        baseline: str = "mean",
-        advantage_scale: str = "none",
-        min_bin_samples: int = 0,
-        bin_fallback: str = "replace",
-        count_no_signal: bool = False,
+        binning: Binning = TIME_BINNING,
+        estimator: EstimatorConfig = ALGORITHM_2,
     ):
-        if gae_lambda != 1.0:
-            raise ValueError(f"gae_lambda={gae_lambda!r}: GPG has no value function and uses Monte Carlo returns (1).")
-        check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
-        self.binning = binning if isinstance(binning, Binning) else make_binning(binning, observation_space, bin_size)
-        self.baseline = baseline
-        self.advantage_scale = advantage_scale
-        self.min_bin_samples = min_bin_samples
-        self.bin_fallback = bin_fallback
-        self.count_no_signal = count_no_signal
+        self.binning = binning
+        self.estimator = estimator
         self.group_stats: GroupStats | None = None
-        self.no_signal_share: float | None = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
 
     # --- observation storage (the Dict variant overrides these three) ---
@@ -117,7 +91,6 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.generator_ready = False
         self._tensors: dict | None = None
         self.group_stats = None
-        self.no_signal_share = None
         self.pos = 0
         self.full = False
 
@@ -181,31 +154,26 @@ class GroupRolloutBuffer(RolloutBuffer):
         n = rows * self.n_envs
         observations = self._map_observations(lambda obs: obs[:rows].reshape(n, *obs.shape[2:]))
         episode_times = self.episode_times[:rows].reshape(n)
-        keys = self.binning(observations, episode_times)
-        # The coarser levels' keys are computed only when a fallback will read them.
-        coarser = self.binning.coarser if fallback_active(self.min_bin_samples, self.bin_fallback) else ()
+
+        def keys(binning: Binning) -> np.ndarray:
+            return binning(observations, episode_times, self.n_envs).reshape(rows, self.n_envs, -1)
+
         valid = self.valid[:rows]
         estimate = group_advantages(
             self.rewards[:rows],
             self.episode_starts[:rows],
-            keys.reshape(rows, self.n_envs, -1),
+            keys(self.binning),
             self.gamma,
             keys_include_time=self.binning.keys_include_time,
             valid=None if valid.all() else valid,
-            baseline=self.baseline,
-            advantage_scale=self.advantage_scale,
-            min_bin_samples=self.min_bin_samples,
-            bin_fallback=self.bin_fallback,
-            coarse_keys=[level(observations, episode_times).reshape(rows, self.n_envs, -1) for level in coarser],
-            coarse_keys_include_time=[level.keys_include_time for level in coarser],
+            config=self.estimator,
+            # The coarser levels' keys are computed only when a fallback will read them.
+            coarse_keys=[(keys(level), level.keys_include_time) for level in self.binning.coarser]
+            if self.estimator.uses_fallback
+            else (),
         )
-        advantages = estimate.advantages
-        if self.count_no_signal:
-            no_signal = no_signal_steps(estimate.returns, estimate.baselines, advantages) & valid
-            advantages = np.where(no_signal, 0.0, advantages)
-            self.no_signal_share = float(no_signal.sum() / max(valid.sum(), 1))
         self.returns[:rows] = estimate.returns
-        self.advantages[:rows] = advantages
+        self.advantages[:rows] = estimate.advantages
         self.group_stats = estimate.stats
         self.full = True
         return estimate.stats
@@ -226,7 +194,6 @@ class GroupRolloutBuffer(RolloutBuffer):
             actions=self._flatten(self.actions, np.float32),
             old_log_prob=self._flatten(self.log_probs),
             advantages=self._flatten(self.advantages),
-            returns=self._flatten(self.returns),
         )
 
     def get(self, batch_size: int | None = None) -> Generator[GroupRolloutBufferSamples, None, None]:  # type: ignore[override]
@@ -256,7 +223,6 @@ class GroupRolloutBuffer(RolloutBuffer):
             tensors["actions"][batch_inds],
             tensors["old_log_prob"][batch_inds],
             tensors["advantages"][batch_inds],
-            tensors["returns"][batch_inds],
         )
 
 

@@ -14,25 +14,90 @@ from typing import NamedTuple
 
 import numpy as np
 
-#: How a bin turns its returns into a baseline (see :func:`group_advantages`).
+from sb3_gpg.arguments import check_choice, check_int
+
+#: How a bin turns its returns into a baseline (see :class:`EstimatorConfig`).
 BASELINES = ("mean", "leave_one_out")
-#: How advantages are scaled (see :func:`group_advantages`).
+#: How advantages are scaled (see :class:`EstimatorConfig`).
 ADVANTAGE_SCALES = ("none", "bin_std")
-#: How a sparse bin borrows from a coarser one (see :func:`group_advantages`).
+#: How a sparse bin borrows from a coarser one (see :class:`EstimatorConfig`).
 BIN_FALLBACKS = ("replace", "shrink")
-#: A return within this relative distance of its baseline is "equal" to it (:func:`no_signal_steps`): bin means
-#: of equal returns differ from them by float rounding only, about ``n * 1e-16`` relative for ``n`` samples.
+#: The ``eps`` of ``advantage_scale="bin_std"``: advantages are divided by ``std + SCALE_EPS``.
+SCALE_EPS = 1e-8
+#: A return within this relative distance of its baseline is "equal" to it: bin means of equal returns differ
+#: from them by float rounding only, about ``n * 1e-16`` relative for ``n`` samples.
 NO_SIGNAL_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """
+    How the binned group baseline turns a bin's returns into advantages. The defaults are Algorithm 2; the
+    other values are variants from the related work. Validated once, here, and handed from
+    :class:`~sb3_gpg.GPG` to its rollout buffer to :func:`group_advantages`.
+
+    A bin's *samples* are the returns its trajectories insert: one per trajectory that visits it, at its first
+    visit (Algorithm 2, line 5); ``n`` is their number.
+
+    :param baseline: ``"mean"`` (Algorithm 2): the mean of the bin's samples. ``"leave_one_out"``: the mean of
+        the samples *other than its own trajectory's* (the sample its trajectory inserted at its first visit of
+        the bin, so a revisit step leaves out that first-visit return too). This is the unbiased U-statistic
+        form of arXiv 2603.01162 (RLOO): the baseline no longer depends on the step's own return. For a first
+        visit it scales the mean-baseline advantage by ``n / (n - 1)``. A bin of one trajectory has no other
+        sample: its baseline stays that trajectory's own sample, exactly as with ``"mean"`` (advantage 0 at the
+        first visit, ``R_t - R_first`` at revisits), unless a coarser-bin fallback takes over.
+    :param advantage_scale: ``"none"``, or ``"bin_std"``: divide each advantage by ``std + SCALE_EPS``, the
+        *population* standard deviation (``ddof=0``) of its bin's samples, as GRPO scales by its group's std
+        (TRL's GRPO uses the sample std, larger by ``sqrt(n / (n - 1))``). With the mean baseline a bin's
+        first-visit advantages then have mean 0 and standard deviation 1. A bin whose samples are all equal (a
+        bin of one trajectory included) has no spread to scale by and gives all its steps advantage 0.
+    :param min_bin_samples: ``k`` of the coarser-bin fallback; 0 (default) turns it off. The coarser levels are
+        the binning's own (:attr:`sb3_gpg.binning.Binning.coarser`: space-time falls back on time, then on the
+        universal bin; every other binning on the universal bin). With ``bin_fallback="replace"`` a step whose
+        bin holds fewer than ``k`` samples takes the baseline (and, with ``"bin_std"``, the std) of the first
+        coarser bin that holds at least ``k``, the coarsest one if none does. With ``"shrink"`` every bin's
+        baseline shrinks toward its coarser bin's by sample count, ``b = (n b_fine + k b_coarse) / (n + k)`` (``n``
+        counts the samples averaged into ``b_fine``: one less with ``"leave_one_out"``), applied from the
+        coarsest level inward so that ``b_coarse`` is itself shrunk; variances shrink the same way.
+    :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
+    """
+
+    baseline: str = "mean"
+    advantage_scale: str = "none"
+    min_bin_samples: int = 0
+    bin_fallback: str = "replace"
+
+    def __post_init__(self) -> None:
+        check_choice("baseline", self.baseline, BASELINES)
+        check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
+        check_choice("bin_fallback", self.bin_fallback, BIN_FALLBACKS)
+        object.__setattr__(self, "min_bin_samples", check_int("min_bin_samples", self.min_bin_samples, minimum=0))
+
+    @property
+    def uses_fallback(self) -> bool:
+        """Whether sparse bins borrow from coarser ones: ``"replace"`` needs ``k >= 2`` (every bin has a sample),
+        ``"shrink"`` needs ``k >= 1`` (a pseudo-count of 0 is the plain baseline)."""
+        return self.min_bin_samples >= (2 if self.bin_fallback == "replace" else 1)
+
+
+#: The paper's estimator: every option at its default.
+ALGORITHM_2 = EstimatorConfig()
 
 
 @dataclass(frozen=True)
 class GroupStats:
     """Figures that describe one group, logged under ``group/``."""
 
+    #: Steps in the group (all of the rollout's, less the ones complete-episode collection leaves out).
+    steps: int
     trajectories: int
     bins: int
     mean_samples_per_bin: float
+    #: Share of the group's steps whose bin holds one trajectory (advantage 0 at its first visit).
     single_sample_share: float
+    #: Share of the group's steps whose advantage is exactly 0 because their return equals their baseline
+    #: (a bin whose samples are all equal, a bin of one trajectory included): they carry no learning signal.
+    no_signal_share: float
     baseline_mean: float
     baseline_std: float
     advantage_mean: float
@@ -145,53 +210,40 @@ def first_visits(trajectory: np.ndarray, bins: np.ndarray, n_bins: int) -> np.nd
     return mask
 
 
-def check_estimator_options(baseline: str, advantage_scale: str, min_bin_samples: int, bin_fallback: str) -> None:
-    """
-    Refuse unknown estimator options with the valid ones (:func:`group_advantages` documents them).
-
-    :raises ValueError: On an unknown name or a negative or non-integer ``min_bin_samples``.
-    """
-    for name, value, valid in (
-        ("baseline", baseline, BASELINES),
-        ("advantage_scale", advantage_scale, ADVANTAGE_SCALES),
-        ("bin_fallback", bin_fallback, BIN_FALLBACKS),
-    ):
-        if value not in valid:
-            raise ValueError(f"Unknown {name}={value!r}: valid values are {', '.join(map(repr, valid))}.")
-    if isinstance(min_bin_samples, bool) or not isinstance(min_bin_samples, (int, np.integer)) or min_bin_samples < 0:
-        raise ValueError(
-            f"min_bin_samples={min_bin_samples!r} must be an integer >= 0 (0 turns the coarser-bin fallback off)."
-        )
-
-
-def fallback_active(min_bin_samples: int, bin_fallback: str) -> bool:
-    """Whether sparse bins borrow from coarser ones: ``"replace"`` needs ``k >= 2`` (every bin has a sample),
-    ``"shrink"`` needs ``k >= 1`` (a pseudo-count of 0 is the plain baseline)."""
-    return min_bin_samples >= (2 if bin_fallback == "replace" else 1)
-
-
 class _BinLevel(NamedTuple):
     """One binning level of the group, per step: its bin's baseline and the samples behind it."""
 
-    counts: np.ndarray  # (n_bins,) trajectories that inserted a return into each bin
-    step_counts: np.ndarray  # (n,) trajectories in each step's bin
+    counts: np.ndarray  # (n_bins,) samples (trajectories that inserted a return) of each bin
+    step_counts: np.ndarray  # (n,) samples in each step's bin
     baselines: np.ndarray  # (n,) each step's baseline at this level
-    weights: np.ndarray  # (n,) returns averaged into each step's baseline (step_counts, minus its own if left out)
-    variances: np.ndarray | None  # (n,) population variance of each step's bin, exactly 0 when its returns are equal
+    weights: np.ndarray  # (n,) samples averaged into each step's baseline (one less if its own is left out)
+    variances: np.ndarray | None  # (n,) population variance of each step's bin, exactly 0 when its samples are equal
 
 
 def _bin_level(
-    bins: np.ndarray,
-    n_bins: int,
+    keys: np.ndarray,
+    keys_include_time: bool,
     trajectory: np.ndarray,
     returns: np.ndarray,
-    in_group: np.ndarray | None,
-    every_step_first_visit: bool,
-    leave_one_out: bool,
-    need_variance: bool,
+    group_mask: np.ndarray | None,
+    config: EstimatorConfig,
 ) -> _BinLevel:
-    first_of_step = None  # index of the first visit of each step's (trajectory, bin) pair
-    if every_step_first_visit:
+    """
+    Algorithm 2 at one binning level: each trajectory inserts its return at its first visit of a bin, and each
+    step's baseline is its bin's mean (with ``config``'s baseline and scale variants).
+
+    :param keys: ``(n, k)`` bin keys of the level.
+    :param keys_include_time: Every step is a first visit (no trajectory revisits a bin): skip the search.
+    :param trajectory: ``(n,)`` trajectory ids.
+    :param returns: ``(n,)`` returns.
+    :param group_mask: ``(n,)`` steps that belong to the group, or ``None`` for all (no masking passes).
+    :param config: The estimator variants.
+    """
+    bins, n_bins = bin_index(keys)
+    leave_one_out = config.baseline == "leave_one_out"
+    # first_of_step: the index of each step's (trajectory, bin) first visit, whose sample is its trajectory's.
+    first_of_step = None
+    if keys_include_time:
         is_first = None
     elif leave_one_out:
         pair = trajectory * max(n_bins, 1) + bins
@@ -202,9 +254,9 @@ def _bin_level(
     else:
         is_first = first_visits(trajectory, bins, n_bins)
     if is_first is None:
-        inserted = slice(None) if in_group is None else in_group
+        inserted = slice(None) if group_mask is None else group_mask
     else:
-        inserted = is_first if in_group is None else is_first & in_group
+        inserted = is_first if group_mask is None else is_first & group_mask
     inserted_bins, inserted_returns = bins[inserted], returns[inserted]
     counts = np.bincount(inserted_bins, minlength=n_bins)
     sums = np.bincount(inserted_bins, weights=inserted_returns, minlength=n_bins)
@@ -212,31 +264,68 @@ def _bin_level(
         means = sums / counts
     step_counts = counts[bins]
     baselines = means[bins]
-    weights = step_counts.astype(np.float64)
+    weights = step_counts
     if leave_one_out:
-        # The step's own trajectory's sample is its pair's first-visit return (each trajectory inserts one
-        # return per bin: the U-statistic form, seeds/003). A bin of one trajectory has no other sample: its
-        # baseline stays the mean, i.e. that sample, as with baseline="mean".
         own = returns if first_of_step is None else returns[first_of_step]
-        if in_group is None:
+        if group_mask is None:
             own_inserted = np.ones(len(bins))
         else:
-            own_inserted = (in_group if first_of_step is None else in_group[first_of_step]).astype(np.float64)
-        weights = weights - own_inserted
-        others = weights > 0
-        baselines = np.divide(sums[bins] - own * own_inserted, weights, out=baselines.copy(), where=others)
+            own_inserted = (group_mask if first_of_step is None else group_mask[first_of_step]).astype(np.float64)
+        weights = step_counts - own_inserted
+        # A bin of one trajectory has no other sample: its baseline stays the mean, i.e. that sample.
+        baselines = np.divide(sums[bins] - own * own_inserted, weights, out=baselines, where=weights > 0)
     variances = None
-    if need_variance:
+    if config.advantage_scale == "bin_std":
         residuals = inserted_returns - means[inserted_bins]
         with np.errstate(invalid="ignore", divide="ignore"):
             bin_variances = np.bincount(inserted_bins, weights=residuals * residuals, minlength=n_bins) / counts
-        # Exactly 0 where all returns of a bin are equal (a lone sample included): the rounding of the mean
-        # would otherwise leave a tiny spread that turns a revisit's nonzero R - b into a huge advantage.
+        # Exactly 0 where all samples of a bin are equal (a lone sample included): the rounding of the mean would
+        # otherwise leave a tiny spread that turns a revisit's nonzero R - b into a huge advantage.
         reference = np.zeros(n_bins)
         reference[inserted_bins] = inserted_returns
         spread = np.bincount(inserted_bins, weights=inserted_returns != reference[inserted_bins], minlength=n_bins) > 0
         variances = np.where(spread, bin_variances, 0.0)[bins]
     return _BinLevel(counts, step_counts, baselines, weights, variances)
+
+
+def _combine_levels(levels: Sequence[_BinLevel], config: EstimatorConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """
+    The coarser-bin fallback: each level falls back on (or shrinks toward) the already combined coarser ones,
+    coarsest first; one vector operation per level, never per bin.
+
+    :return: baselines, variances (``None`` without ``"bin_std"``) and each step's weight of the coarser levels.
+    """
+    baselines, variances = levels[-1].baselines, levels[-1].variances
+    k = float(config.min_bin_samples)
+    for level in reversed(levels[:-1]):
+        if config.bin_fallback == "replace":
+            enough = level.step_counts >= k
+            baselines = np.where(enough, level.baselines, baselines)
+            if variances is not None:
+                variances = np.where(enough, level.variances, variances)
+        else:
+            with np.errstate(invalid="ignore"):
+                baselines = (level.weights * level.baselines + k * baselines) / (level.weights + k)
+                if variances is not None:
+                    variances = (level.step_counts * level.variances + k * variances) / (level.step_counts + k)
+    fine = levels[0]
+    coarse_weight = (fine.step_counts < k) if config.bin_fallback == "replace" else k / (fine.weights + k)
+    return baselines, variances, coarse_weight
+
+
+def no_signal_steps(returns: np.ndarray, advantages: np.ndarray) -> np.ndarray:
+    """
+    The steps whose return equals their baseline up to the rounding of a bin mean: ``|R - b|`` within
+    :data:`NO_SIGNAL_RTOL` of ``|R|``. These are the steps of bins whose samples are all equal, a bin of one
+    trajectory included; their advantage carries no signal, and :func:`group_advantages` sets it to exactly 0.
+
+    :param returns: Returns ``R``, any shape.
+    :param advantages: ``R - b``, the same shape.
+    :return: A bool array of that shape.
+    """
+    tolerance = np.abs(returns)
+    tolerance *= NO_SIGNAL_RTOL
+    return np.abs(advantages) <= tolerance
 
 
 def group_advantages(
@@ -246,14 +335,8 @@ def group_advantages(
     gamma: float,
     keys_include_time: bool = False,
     valid: np.ndarray | None = None,
-    *,
-    baseline: str = "mean",
-    advantage_scale: str = "none",
-    min_bin_samples: int = 0,
-    bin_fallback: str = "replace",
-    coarse_keys: Sequence[np.ndarray] = (),
-    coarse_keys_include_time: Sequence[bool] | None = None,
-    scale_eps: float = 1e-8,
+    config: EstimatorConfig = ALGORITHM_2,
+    coarse_keys: Sequence[tuple[np.ndarray, bool]] = (),
 ) -> GroupAdvantages:
     """
     GPG advantages ``A = R - b(f(s, t))`` with the group baseline of Algorithm 2.
@@ -261,10 +344,10 @@ def group_advantages(
     1. ``R`` is the discounted return inside each trajectory (:func:`discounted_returns`).
     2. Each trajectory inserts ``R`` into bin ``f(s_t, t)`` at its first visit of that bin only.
     3. ``b(k)`` is the mean of the returns inserted into bin ``k`` over the whole group.
-    4. Every step, first visit or not, gets ``A = R - b(f(s_t, t))``.
+    4. Every step, first visit or not, gets ``A = R - b(f(s_t, t))``; a step whose return equals its baseline
+       up to rounding (:func:`no_signal_steps`) gets exactly 0.
 
-    The keyword options are estimator variants; their defaults give exactly Algorithm 2 above. A bin's
-    *samples* are the returns inserted in step 2 (one per trajectory that visits it); ``n`` is their number.
+    ``config`` selects the variants of :class:`EstimatorConfig`; its defaults are exactly the steps above.
 
     :param rewards: ``(n_steps, n_envs)`` rewards.
     :param episode_starts: ``(n_steps, n_envs)`` true where the step is the first of an episode.
@@ -276,140 +359,68 @@ def group_advantages(
     :param valid: Optional ``(n_steps, n_envs)`` mask of the steps that belong to the group (complete-episode
         collection discards the steps an env takes after its last episode). Invalid steps neither feed a
         baseline nor get an advantage (it is 0).
-    :param baseline: ``"mean"`` (Algorithm 2) or ``"leave_one_out"``: each step's baseline is the mean of its
-        bin's samples *other than its own trajectory's* (the sample its trajectory inserted at its first visit
-        of the bin, so a revisit step leaves out that first-visit return too). This is the unbiased
-        U-statistic form of seeds/003: the baseline no longer depends on the step's own return. For a first
-        visit it scales the mean-baseline advantage by ``n / (n - 1)``. A bin of one trajectory has no other
-        sample: its baseline stays that trajectory's own sample, exactly as with ``"mean"`` (advantage 0 at
-        the first visit, ``R_t - R_first`` at revisits), unless a coarser-bin fallback takes over.
-    :param advantage_scale: ``"none"`` or ``"bin_std"``: divide each advantage by ``std + scale_eps``, the
-        *population* standard deviation (``ddof=0``) of its bin's samples, as GRPO scales by its group's std
-        (TRL's GRPO uses the sample std, larger by ``sqrt(n / (n - 1))``). With the mean baseline a bin's
-        first-visit advantages then have mean 0 and standard deviation 1. A bin whose samples are all equal
-        (a bin of one trajectory included) has no spread to scale by and gives all its steps advantage 0.
-    :param min_bin_samples: ``k`` of the coarser-bin fallback; 0 (default) turns it off. ``"replace"``: a step
-        whose bin holds fewer than ``k`` samples takes the baseline (and, with ``"bin_std"``, the std) of the
-        first coarser bin in ``coarse_keys`` that holds at least ``k``, the coarsest one if none does.
-        ``"shrink"``: every bin's baseline shrinks toward its coarser bin's by sample count,
-        ``b = (n b_fine + k b_coarse) / (n + k)`` (``n`` counts the samples averaged into ``b_fine``: one less
-        with ``"leave_one_out"``), applied from the coarsest level inward so ``b_coarse`` is itself shrunk;
-        variances shrink the same way.
-    :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
-    :param coarse_keys: Bin keys of the coarser binnings, finest first, each shaped like ``bin_keys`` (for
-        space-time binning: the time keys, then the universal keys; see ``Binning.coarser``). A coarser level
-        is binned like the fine one, with its own first visits. Only read when the fallback is on; without
-        coarser keys the fallback does nothing.
-    :param coarse_keys_include_time: The ``keys_include_time`` shortcut of each entry of ``coarse_keys``
-        (default: no shortcut).
-    :param scale_eps: The ``eps`` of ``"bin_std"``.
+    :param config: The estimator variants (:class:`EstimatorConfig`).
+    :param coarse_keys: The coarser levels of the sparse-bin fallback, finest first: ``(keys, keys_include_time)``
+        with keys shaped like ``bin_keys`` (for space-time binning: the time keys, then the universal keys; see
+        :attr:`sb3_gpg.binning.Binning.coarser`). Each is binned like the fine level, with its own first visits.
+        Only read when ``config`` turns the fallback on.
     :return: returns, advantages and baselines as ``(n_steps, n_envs)`` float64 arrays, and the group's
         :class:`GroupStats`.
     """
-    check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
     rewards = np.asarray(rewards, dtype=np.float64)
     shape = rewards.shape
     n = rewards.size
-    returns = discounted_returns(rewards, episode_starts, gamma)
-    keys = np.asarray(bin_keys).reshape(n, -1)
-    bins, n_bins = bin_index(keys)
+    returns = discounted_returns(rewards, episode_starts, gamma).ravel()
     trajectory = trajectory_ids(episode_starts).ravel()
-    flat_returns = returns.ravel()
-    use_fallback = len(coarse_keys) > 0 and fallback_active(min_bin_samples, bin_fallback)
-    fallback_share = 0.0
-    if baseline == "mean" and advantage_scale == "none" and not use_fallback:
-        # Algorithm 2 as written: the variants below pay for their extra passes, this path does not.
-        if valid is None:
-            # Every step is in the group: no masking passes over the arrays (they dominate at a million steps).
-            in_group = slice(None)
-            inserted = slice(None) if keys_include_time else first_visits(trajectory, bins, n_bins)
-        else:
-            in_group = np.asarray(valid, dtype=bool).ravel()
-            inserted = in_group if keys_include_time else in_group & first_visits(trajectory, bins, n_bins)
-        counts = np.bincount(bins[inserted], minlength=n_bins)
-        sums = np.bincount(bins[inserted], weights=flat_returns[inserted], minlength=n_bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bin_means = sums / counts
-        baselines = bin_means[bins]
-        advantages = flat_returns - baselines
-    else:
-        group_mask = None if valid is None else np.asarray(valid, dtype=bool).ravel()
-        in_group = slice(None) if group_mask is None else group_mask
-        level_keys = [(bins, n_bins, keys_include_time)]
-        if use_fallback:
-            include_time = [False] * len(coarse_keys) if coarse_keys_include_time is None else coarse_keys_include_time
-            for coarse, coarse_include_time in zip(coarse_keys, include_time, strict=True):
-                level_keys.append((*bin_index(np.asarray(coarse).reshape(n, -1)), coarse_include_time))
-        levels = [
-            _bin_level(
-                level_bins,
-                level_n_bins,
-                trajectory,
-                flat_returns,
-                group_mask,
-                every_step_first_visit,
-                leave_one_out=baseline == "leave_one_out",
-                need_variance=advantage_scale == "bin_std",
-            )
-            for level_bins, level_n_bins, every_step_first_visit in level_keys
-        ]
-        counts = levels[0].counts
-        baselines, variances = levels[-1].baselines, levels[-1].variances
-        k = float(min_bin_samples)
-        # Coarsest level first, so that each level falls back on (or shrinks toward) the already combined
-        # coarser ones: one vector operation per level, never per bin.
-        for level in reversed(levels[:-1]):
-            if bin_fallback == "replace":
-                enough = level.step_counts >= k
-                baselines = np.where(enough, level.baselines, baselines)
-                if variances is not None:
-                    variances = np.where(enough, level.variances, variances)
-            else:
-                with np.errstate(invalid="ignore"):
-                    baselines = (level.weights * level.baselines + k * baselines) / (level.weights + k)
-                    if variances is not None:
-                        variances = (level.step_counts * level.variances + k * variances) / (level.step_counts + k)
-        if len(levels) > 1:
-            fine = levels[0]
-            coarse_weight = (fine.step_counts < k) if bin_fallback == "replace" else k / (fine.weights + k)
-            fallback_share = float(np.mean(coarse_weight[in_group])) if coarse_weight[in_group].size else 0.0
-        advantages = flat_returns - baselines
-        if variances is not None:
-            spread = variances > 0
-            advantages = np.divide(advantages, np.sqrt(variances) + scale_eps, out=np.zeros(n), where=spread)
-    if valid is not None:
-        advantages[~in_group] = 0.0
-        baselines[~in_group] = 0.0
+    group_mask = None if valid is None else np.asarray(valid, dtype=bool).ravel()
+    in_group = slice(None) if group_mask is None else group_mask
 
+    level_keys = [(bin_keys, keys_include_time)]
+    if config.uses_fallback:
+        level_keys += list(coarse_keys)
+    levels = [
+        _bin_level(np.asarray(keys).reshape(n, -1), include_time, trajectory, returns, group_mask, config)
+        for keys, include_time in level_keys
+    ]
+    fallback_share = 0.0
+    if len(levels) == 1:
+        baselines, variances = levels[0].baselines, levels[0].variances
+    else:
+        baselines, variances, coarse_weight = _combine_levels(levels, config)
+        fallback_share = float(np.mean(coarse_weight[in_group])) if coarse_weight[in_group].size else 0.0
+    advantages = returns - baselines
+    no_signal = no_signal_steps(returns, advantages)
+    if variances is not None:
+        no_signal |= variances == 0
+        advantages = np.divide(advantages, np.sqrt(variances) + SCALE_EPS, out=advantages, where=~no_signal)
+    np.copyto(advantages, 0.0, where=no_signal)
+    if group_mask is not None:
+        advantages[~group_mask] = 0.0
+        baselines[~group_mask] = 0.0
+
+    counts, step_counts = levels[0].counts, levels[0].step_counts[in_group]
     used = counts > 0
-    step_counts = counts[bins[in_group]]
     group_baselines = baselines[in_group]
     group_advs = advantages[in_group]
+    steps = group_advs.size
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if steps else 0.0
+
+    def std(values: np.ndarray) -> float:
+        return float(values.std()) if steps else 0.0
+
     stats = GroupStats(
+        steps=steps,
         trajectories=int(np.count_nonzero(np.bincount(trajectory[in_group]))),
         bins=int(used.sum()),
         mean_samples_per_bin=float(counts[used].mean()) if used.any() else 0.0,
-        single_sample_share=float(np.mean(step_counts == 1)) if step_counts.size else 0.0,
-        baseline_mean=float(group_baselines.mean()) if group_baselines.size else 0.0,
-        baseline_std=float(group_baselines.std()) if group_baselines.size else 0.0,
-        advantage_mean=float(group_advs.mean()) if group_advs.size else 0.0,
-        advantage_std=float(group_advs.std()) if group_advs.size else 0.0,
+        single_sample_share=mean(step_counts == 1),
+        no_signal_share=mean(no_signal[in_group]),
+        baseline_mean=mean(group_baselines),
+        baseline_std=std(group_baselines),
+        advantage_mean=mean(group_advs),
+        advantage_std=std(group_advs),
         fallback_share=fallback_share,
     )
-    return GroupAdvantages(returns, advantages.reshape(shape), baselines.reshape(shape), stats)
-
-
-def no_signal_steps(returns: np.ndarray, baselines: np.ndarray, advantages: np.ndarray) -> np.ndarray:
-    """
-    The steps whose advantage carries no signal: it is 0, or the return equals the baseline up to the
-    rounding of a bin mean (relative tolerance :data:`NO_SIGNAL_RTOL`). These are the steps of bins whose
-    samples are all equal, a bin of one trajectory included, and the correction of seeds/001 counts them.
-
-    :param returns: Returns, any shape.
-    :param baselines: Baselines, the same shape.
-    :param advantages: Advantages, the same shape.
-    :return: A bool array of that shape.
-    """
-    returns, baselines = np.asarray(returns, dtype=np.float64), np.asarray(baselines, dtype=np.float64)
-    tolerance = NO_SIGNAL_RTOL * np.maximum(np.abs(returns), np.abs(baselines))
-    return (np.asarray(advantages) == 0) | (np.abs(returns - baselines) <= tolerance)
+    return GroupAdvantages(returns.reshape(shape), advantages.reshape(shape), baselines.reshape(shape), stats)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -19,9 +20,10 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_gpg.binning import BinningCallable, make_binning
+from sb3_gpg.arguments import ArgumentError, check_bool, check_choice, check_int, is_number
+from sb3_gpg.binning import BinningCallable, check_bin_size, check_binning, make_binning
 from sb3_gpg.buffers import GroupDictRolloutBuffer, GroupRolloutBuffer
-from sb3_gpg.estimator import GroupStats, check_estimator_options
+from sb3_gpg.estimator import EstimatorConfig, GroupStats
 from sb3_gpg.policies import NO_CRITIC, CnnPolicy, CriticFreePolicy, MlpPolicy, MultiInputPolicy, actor_net_arch
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
@@ -29,6 +31,12 @@ SelfGPG = TypeVar("SelfGPG", bound="GPG")
 CRITIC_ARGUMENTS = ("gae_lambda", "vf_coef", "clip_range_vf")
 COLLECTION_MODES = ("window", "episodes")
 OBJECTIVES = ("clip", "pg")
+#: The constructor arguments that make up the :class:`~sb3_gpg.estimator.EstimatorConfig`.
+ESTIMATOR_ARGUMENTS = tuple(field.name for field in dataclasses.fields(EstimatorConfig))
+#: Without a time limit to go by, complete-episode collection gives up once an env has run this many times
+#: ``n_steps`` (and at least :data:`_MIN_EPISODE_GUARD` steps) without ending its episode.
+_EPISODE_GUARD_FACTOR = 100
+_MIN_EPISODE_GUARD = 10_000
 # Hyperparameters a PPO model hands to GPG.from_ppo (the critic's are dropped).
 _PPO_SHARED_HYPERPARAMETERS = (
     "learning_rate",
@@ -44,6 +52,82 @@ _PPO_SHARED_HYPERPARAMETERS = (
     "sde_sample_freq",
     "target_kl",
 )
+
+
+def _check_number_or_schedule(argument: str, value: Any) -> None:
+    if callable(value):
+        return
+    if not is_number(value):
+        raise ArgumentError(
+            argument, f"{argument}={value!r} must be a finite number or a schedule (a function of the progress remaining)."
+        )
+
+
+def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
+    """
+    The rules on GPG's constructor arguments that GPG checks itself (PPO's own assertions aside), each written
+    once: :class:`GPG` calls this before building anything, and the RL Zoo layer calls it on a YAML entry and
+    adds which key of which entry of which file is at fault. The binning's fit to the observation space is
+    :func:`~sb3_gpg.binning.make_binning`'s, which needs the env.
+
+    :param arguments: Constructor arguments by name; the ones not present are not checked.
+    :raises ArgumentError: naming the first bad argument, its value and what would be valid.
+    """
+    critic = [name for name in CRITIC_ARGUMENTS if name in arguments]
+    if critic:
+        raise ArgumentError(
+            critic[0],
+            f"{', '.join(critic)} configure{'s' if len(critic) == 1 else ''} a critic, but {NO_CRITIC}: remove "
+            f"{'it' if len(critic) == 1 else 'them'} (critic arguments: {', '.join(CRITIC_ARGUMENTS)}).",
+        )
+    for name in ("n_steps", "batch_size", "n_epochs"):
+        if name in arguments:
+            check_int(name, arguments[name])
+    for name in ("learning_rate", "clip_range"):
+        if name in arguments:
+            _check_number_or_schedule(name, arguments[name])
+    gamma = arguments.get("gamma", 0.99)
+    if not is_number(gamma) or not 0 <= gamma <= 1:
+        raise ArgumentError("gamma", f"gamma={gamma!r} must be a number in [0, 1].")
+    for name in ("normalize_advantage", "use_sde", "signal_rescale"):
+        if name in arguments:
+            check_bool(name, arguments[name])
+    if "collection" in arguments:
+        check_choice("collection", arguments["collection"], COLLECTION_MODES)
+    if "objective" in arguments:
+        check_choice("objective", arguments["objective"], OBJECTIVES)
+    if "binning" in arguments:
+        check_binning(arguments["binning"])
+    check_bin_size(arguments.get("bin_size"))
+    EstimatorConfig(**{name: arguments[name] for name in ESTIMATOR_ARGUMENTS if name in arguments})
+    policy_kwargs = arguments.get("policy_kwargs") or {}
+    if not isinstance(policy_kwargs, Mapping):
+        raise ArgumentError("policy_kwargs", f"policy_kwargs={policy_kwargs!r} must be a dict of policy arguments.")
+    if "net_arch" in policy_kwargs:
+        actor_net_arch(policy_kwargs["net_arch"])
+    buffer_class = arguments.get("rollout_buffer_class")
+    if buffer_class is not None and not (isinstance(buffer_class, type) and issubclass(buffer_class, GroupRolloutBuffer)):
+        raise ArgumentError(
+            "rollout_buffer_class",
+            f"rollout_buffer_class={getattr(buffer_class, '__name__', buffer_class)!r} cannot compute group baselines: "
+            "use sb3_gpg.buffers.GroupRolloutBuffer, GroupDictRolloutBuffer or a subclass.",
+        )
+
+
+def episode_step_limit(env: VecEnv) -> int | None:
+    """
+    The longest episode an env's time limit allows (``spec.max_episode_steps`` of its sub-envs), or ``None``
+    where a sub-env has none or the env cannot tell.
+
+    :param env: The training env.
+    """
+    try:
+        limits = [getattr(spec, "max_episode_steps", None) for spec in env.get_attr("spec")]
+    except (AttributeError, NotImplementedError):
+        return None
+    if not limits or any(not isinstance(limit, (int, np.integer)) or limit <= 0 for limit in limits):
+        return None
+    return int(max(limits))
 
 
 class GPG(PPO):
@@ -95,34 +179,30 @@ class GPG(PPO):
         (``(round(s / bin_size), t)``), ``"state"`` (``f = s``, discrete observations) or a callable
         ``f(observations, episode_times) -> keys`` returning one key (or row of keys) per step.
     :param bin_size: The cell size ε of the ``"space"`` and ``"space_time"`` binnings: a float, or one
-        value per observation dimension.
+        value per observation dimension (default 1.0). The other binnings have no cells and ignore it (with a
+        warning when it is given).
     :param collection: How a rollout collects the group. ``"window"`` (SB3's usual ``n_steps`` per env):
         trajectories still running when the window closes get truncated returns, a bias the paper accepts.
         ``"episodes"``: every env starts from a reset and runs whole episodes until it has taken at least
         ``n_steps`` steps and its episode ends; no truncated return enters the estimator, as Prop. 2 assumes.
-        Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out.
-    :param baseline: The bin baseline. ``"mean"``: the mean of the bin's first-visit returns (Algorithm 2).
-        ``"leave_one_out"``: the mean of the *other* trajectories' returns in the bin, so that a step's baseline
-        never depends on its own trajectory (the unbiased U-statistic form); a bin of one trajectory keeps
-        the mean baseline (no signal at its first visit). See :func:`sb3_gpg.estimator.group_advantages`.
-    :param advantage_scale: ``"none"``, or ``"bin_std"`` to divide each advantage by its bin's (population)
-        standard deviation of returns, as GRPO does per group; a bin whose returns are all equal gives
-        advantage 0. PPO's per-minibatch ``normalize_advantage`` still applies on top.
-    :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 (default) for none. The levels are the
-        binning's own: space-time falls back on time, then on the universal bin; every other binning on the
-        universal bin. With ``bin_fallback="replace"`` a step whose bin holds fewer than ``k`` trajectories
-        takes the first coarser bin with at least ``k`` (the universal bin otherwise); with ``"shrink"``
-        every baseline shrinks toward the coarser one, ``(n b + k b_coarse) / (n + k)``. Note that the
-        universal bin's baseline is the mean return from the trajectories' first steps.
-    :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
-    :param signal_rescale: The correction of seeds/001 for steps whose bin carries no signal (its returns are
-        all equal, a bin of one trajectory included: the advantage is 0): their advantages are set to exactly
-        0, the per-minibatch advantage normalization (if on) is computed over the other steps and leaves them
-        at 0 (otherwise they would all get ``-mean / std`` from the minibatch, a signal from nowhere), and the
-        policy loss is multiplied by ``N / (N - N_zero)`` for the group's ``N`` steps of which ``N_zero``
-        carry no signal, so that it is the mean over the steps that do. The entropy bonus is not rescaled.
+        Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out of the
+        group. The step budget of :meth:`learn` counts every env step taken, these included (they were
+        simulated), and like SB3's the last rollout may overshoot it; schedules never see a progress below 0.
+    :param baseline: The bin baseline: ``"mean"`` (Algorithm 2) or ``"leave_one_out"`` (RLOO, the U-statistic
+        form). See :class:`~sb3_gpg.estimator.EstimatorConfig`, which documents these four estimator options.
+    :param advantage_scale: ``"none"``, or ``"bin_std"`` to divide each advantage by its bin's standard
+        deviation of returns, as GRPO does per group. PPO's per-minibatch ``normalize_advantage`` still applies.
+    :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 (default) for none: sparse bins borrow the
+        baseline of a coarser binning (space-time → time → universal).
+    :param bin_fallback: ``"replace"`` or ``"shrink"``: how a sparse bin borrows, see ``min_bin_samples``.
+    :param signal_rescale: The correction of arXiv 2504.02546 for steps that carry no signal (their return
+        equals their bin's baseline, a bin of one trajectory included: their advantage is 0). The per-minibatch
+        advantage normalization (if on) is computed over the other steps and leaves them at 0 (otherwise they
+        would all get ``-mean / std`` from the minibatch, a signal from nowhere), and the policy loss is
+        multiplied by ``N / (N - N_zero)`` for the group's ``N`` steps of which ``N_zero`` carry no signal, so that
+        it is the mean over the steps that do. The entropy bonus is not rescaled.
     :param objective: ``"clip"``: PPO's clipped surrogate (the paper's). ``"pg"``: the plain importance-weighted
-        policy gradient ``-mean(ratio * A)`` with no clipping (seeds/001's direct objective): at the first
+        policy gradient ``-mean(ratio * A)`` with no clipping (arXiv 2504.02546's direct objective): at the first
         epoch ``ratio = 1`` and its gradient is exactly the policy gradient estimate
         ``-mean(A * grad log pi)``; later epochs and minibatches are not held near the rollout policy
         (``n_epochs=1`` or ``target_kl`` bound them). ``clip_range`` is then only used for the logged
@@ -163,7 +243,7 @@ class GPG(PPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
         binning: str | BinningCallable = "time",
-        bin_size: float | Sequence[float] = 1.0,
+        bin_size: float | Sequence[float] | None = None,
         collection: str = "window",
         baseline: str = "mean",
         advantage_scale: str = "none",
@@ -173,29 +253,39 @@ class GPG(PPO):
         objective: str = "clip",
         **kwargs: Any,
     ):
-        critic_arguments = [name for name in CRITIC_ARGUMENTS if name in kwargs]
-        if critic_arguments:
-            raise ValueError(
-                f"{', '.join(critic_arguments)} configure a critic, but {NO_CRITIC}: remove "
-                f"{'it' if len(critic_arguments) == 1 else 'them'} (critic arguments: {', '.join(CRITIC_ARGUMENTS)})."
+        if set(kwargs) - set(CRITIC_ARGUMENTS):
+            raise TypeError(f"GPG.__init__() got unexpected keyword arguments {sorted(set(kwargs) - set(CRITIC_ARGUMENTS))}")
+        check_gpg_arguments(
+            dict(
+                kwargs,
+                n_steps=n_steps,
+                batch_size=batch_size,
+                n_epochs=n_epochs,
+                learning_rate=learning_rate,
+                clip_range=clip_range,
+                gamma=gamma,
+                normalize_advantage=normalize_advantage,
+                use_sde=use_sde,
+                policy_kwargs=policy_kwargs,
+                rollout_buffer_class=rollout_buffer_class,
+                binning=binning,
+                bin_size=bin_size,
+                collection=collection,
+                baseline=baseline,
+                advantage_scale=advantage_scale,
+                min_bin_samples=min_bin_samples,
+                bin_fallback=bin_fallback,
+                signal_rescale=signal_rescale,
+                objective=objective,
             )
-        if kwargs:
-            raise TypeError(f"GPG.__init__() got unexpected keyword arguments {sorted(kwargs)}")
-        if collection not in COLLECTION_MODES:
-            raise ValueError(f"Unknown collection={collection!r}: valid modes are {', '.join(COLLECTION_MODES)}.")
-        check_estimator_options(baseline, advantage_scale, min_bin_samples, bin_fallback)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"Unknown objective={objective!r}: valid objectives are {', '.join(map(repr, OBJECTIVES))}.")
-        if not isinstance(signal_rescale, (bool, np.bool_)):
-            raise ValueError(f"signal_rescale={signal_rescale!r} must be True or False.")
+        )
         policy_base = self.policy_aliases["MlpPolicy"]
         if isinstance(policy, type) and not issubclass(policy, policy_base):
-            raise ValueError(
+            raise ArgumentError(
+                "policy",
                 f"policy={policy.__name__} is not critic-free: {type(self).__name__} needs a {policy_base.__name__} "
-                f"({', '.join(self.policy_aliases)} or a subclass of {policy_base.__module__}.{policy_base.__name__})."
+                f"({', '.join(self.policy_aliases)} or a subclass of {policy_base.__module__}.{policy_base.__name__}).",
             )
-        if policy_kwargs and "net_arch" in policy_kwargs:
-            actor_net_arch(policy_kwargs["net_arch"])  # refuse a critic's layers before anything is built
         self.binning = binning
         self.bin_size = bin_size
         self.collection = collection
@@ -205,52 +295,53 @@ class GPG(PPO):
         self.bin_fallback = bin_fallback
         self.signal_rescale = bool(signal_rescale)
         self.objective = objective
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=1.0,
-            clip_range=clip_range,
-            clip_range_vf=None,
-            normalize_advantage=normalize_advantage,
-            ent_coef=ent_coef,
-            vf_coef=0.0,
-            max_grad_norm=max_grad_norm,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            rollout_buffer_class=rollout_buffer_class,
-            rollout_buffer_kwargs=rollout_buffer_kwargs,
-            target_kl=target_kl,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            _init_setup_model=False,
-        )
+        with warnings.catch_warnings():
+            if collection == "episodes":
+                # PPO's check quotes n_steps * n_envs, which is not the size of a complete-episode group: the real
+                # size is checked after each rollout (_check_group_size).
+                warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
+            super().__init__(
+                policy,
+                env,
+                learning_rate=learning_rate,
+                n_steps=n_steps,
+                batch_size=batch_size,
+                n_epochs=n_epochs,
+                gamma=gamma,
+                gae_lambda=1.0,
+                clip_range=clip_range,
+                clip_range_vf=None,
+                normalize_advantage=normalize_advantage,
+                ent_coef=ent_coef,
+                vf_coef=0.0,
+                max_grad_norm=max_grad_norm,
+                use_sde=use_sde,
+                sde_sample_freq=sde_sample_freq,
+                rollout_buffer_class=rollout_buffer_class,
+                rollout_buffer_kwargs=rollout_buffer_kwargs,
+                target_kl=target_kl,
+                stats_window_size=stats_window_size,
+                tensorboard_log=tensorboard_log,
+                policy_kwargs=policy_kwargs,
+                verbose=verbose,
+                seed=seed,
+                device=device,
+                _init_setup_model=False,
+            )
         self._episode_time: np.ndarray | None = None
-        self._warned_no_signal = False
+        self._episode_step_limit: int | None = None
+        self._warned: set[str] = set()  # the warnings already given in this run (each once)
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
-        # OnPolicyAlgorithm._setup_model, with GPG's buffer (built with the binning) and no critic.
+        # OnPolicyAlgorithm._setup_model, with GPG's buffer (built with the binning and the estimator options)
+        # and no critic.
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        binning = make_binning(self.binning, self.observation_space, self.bin_size)
         if self.rollout_buffer_class is None:
             is_dict = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = GroupDictRolloutBuffer if is_dict else GroupRolloutBuffer
-        elif not issubclass(self.rollout_buffer_class, GroupRolloutBuffer):
-            raise ValueError(
-                f"rollout_buffer_class={self.rollout_buffer_class.__name__} cannot compute group baselines: "
-                "use sb3_gpg.buffers.GroupRolloutBuffer, GroupDictRolloutBuffer or a subclass."
-            )
         self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[call-arg]
             self.n_steps,
             self.observation_space,
@@ -258,12 +349,8 @@ class GPG(PPO):
             device=self.device,
             gamma=self.gamma,
             n_envs=self.n_envs,
-            binning=binning,
-            baseline=self.baseline,
-            advantage_scale=self.advantage_scale,
-            min_bin_samples=self.min_bin_samples,
-            bin_fallback=self.bin_fallback,
-            count_no_signal=self.signal_rescale,
+            binning=make_binning(self.binning, self.observation_space, self.bin_size),
+            estimator=EstimatorConfig(**{name: getattr(self, name) for name in ESTIMATOR_ARGUMENTS}),
             **self.rollout_buffer_kwargs,
         )
         # use_sde only when on: the masking policies (discrete actions, no gSDE) take no such argument.
@@ -274,6 +361,7 @@ class GPG(PPO):
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu(mlp_class_name=self.policy_aliases["MlpPolicy"].__name__)
         self.clip_range = FloatSchedule(self.clip_range)
+        self._warned = set()
 
     def _setup_learn(
         self,
@@ -288,7 +376,15 @@ class GPG(PPO):
         # Episode time counts steps since the env's reset and is carried across rollouts and learn() calls.
         if env_resets or self._episode_time is None or len(self._episode_time) != self.n_envs:
             self._episode_time = np.zeros(self.n_envs, dtype=np.int64)
+        assert self.env is not None
+        self._episode_step_limit = episode_step_limit(self.env)
         return result
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        # SB3's progress goes below 0 when the last rollout overshoots the budget (always possible with
+        # complete-episode rollouts), and a linear schedule then turns into gradient ascent: clamp it to [0, 1].
+        super()._update_current_progress_remaining(num_timesteps, total_timesteps)
+        self._current_progress_remaining = min(max(self._current_progress_remaining, 0.0), 1.0)
 
     def collect_rollouts(
         self,
@@ -302,7 +398,7 @@ class GPG(PPO):
 
         Differs from ``OnPolicyAlgorithm.collect_rollouts``: no value forward pass, no bootstrap of time
         limits (there is no critic: a truncated episode's continuation is 0), episode times recorded,
-        non-finite rewards refused, and the ``"episodes"`` collection mode.
+        non-finite observations and rewards refused, and the ``"episodes"`` collection mode.
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
@@ -322,6 +418,7 @@ class GPG(PPO):
             self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
             self._episode_time = np.zeros(env.num_envs, dtype=np.int64)
         assert self._episode_time is not None
+        self._check_finite("observation", self._last_obs, step=0)
         if self.use_sde:
             self.policy.reset_noise(env.num_envs)
 
@@ -349,7 +446,8 @@ class GPG(PPO):
             if not callback.on_step():
                 return False
             self._update_info_buffer(infos, dones)
-            self._check_rewards(rewards, n_steps)
+            self._check_finite("reward", rewards, n_steps)
+            self._check_finite("observation", new_obs, n_steps + 1)
             n_steps += 1
 
             rollout_buffer.add(
@@ -367,18 +465,57 @@ class GPG(PPO):
             self._episode_time = np.where(dones, 0, self._episode_time + 1)
             if complete_episodes:
                 collecting &= ~(dones & (n_steps >= n_rollout_steps))
-                if n_steps > 100 * n_rollout_steps and collecting.any():
-                    raise RuntimeError(
-                        f"collection='episodes': envs {np.flatnonzero(collecting).tolist()} have not ended an "
-                        f"episode in {n_steps} steps (n_steps={n_rollout_steps}). Complete-episode collection "
-                        "needs episodes that end: add a time limit or use collection='window'."
-                    )
+                self._check_episodes_end(collecting, n_steps, n_rollout_steps)
 
         stats = rollout_buffer.compute_returns_and_advantage()
         self._record_group_stats(stats)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _check_finite(self, what: str, values: np.ndarray | dict[str, np.ndarray], step: int) -> None:
+        """
+        Refuse non-finite rewards and observations where they enter the rollout: a NaN return poisons the
+        baseline every step of its bin shares, and a NaN observation the policy's distribution at the update.
+
+        :param what: ``"reward"`` or ``"observation"``.
+        :param values: ``(n_envs, ...)`` values, a dict of such arrays for ``Dict`` observations.
+        :param step: The rollout step that produced them.
+        """
+        for key, array in values.items() if isinstance(values, dict) else ((None, values),):
+            array = np.asarray(array)
+            if array.dtype.kind != "f" or np.isfinite(array).all():
+                continue
+            env_index = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
+            name = what if key is None else f"{what}[{key!r}]"
+            raise ValueError(
+                f"Env {env_index} returned {name} {array[env_index]!r} at rollout step {step} "
+                f"(num_timesteps={self.num_timesteps}); GPG does not train on non-finite {what}s. "
+                f"Check the environment (or its {what} wrappers)."
+            )
+
+    def _check_episodes_end(self, collecting: np.ndarray, n_steps: int, n_rollout_steps: int) -> None:
+        """
+        Complete-episode collection waits for every env's episode to end: give up, naming the envs, once an
+        episode has outlasted the env's own time limit (an env whose limit does not hold), or without a known
+        limit after ``100 * n_steps`` steps (at least 10,000).
+        """
+        limit = self._episode_step_limit
+        guard = (
+            n_rollout_steps + limit if limit is not None else max(_EPISODE_GUARD_FACTOR * n_rollout_steps, _MIN_EPISODE_GUARD)
+        )
+        if n_steps <= guard or not collecting.any():
+            return
+        stuck = np.flatnonzero(collecting).tolist()
+        if limit is not None:
+            cause = f"though their time limit is {limit} steps (spec.max_episode_steps): the limit does not end them"
+        else:
+            cause = "and they have no time limit (spec.max_episode_steps) to go by"
+        raise RuntimeError(
+            f"collection='episodes': envs {stuck} have not ended an episode in {n_steps} steps (n_steps={n_rollout_steps}) "
+            f"{cause}. Complete-episode collection needs episodes that end: add a time limit (gymnasium's "
+            "max_episode_steps or TimeLimit) or use collection='window'."
+        )
 
     def _sample_actions(self, obs_tensor: th.Tensor | dict[str, th.Tensor], env: VecEnv) -> tuple[th.Tensor, th.Tensor, dict]:
         """
@@ -403,44 +540,49 @@ class GPG(PPO):
         return self.policy.evaluate_actions(rollout_data.observations, actions)
 
     def _minibatch_advantages(self, advantages: th.Tensor) -> th.Tensor:
-        """A minibatch's advantages as the loss uses them: normalized per minibatch if ``normalize_advantage``."""
+        """
+        A minibatch's advantages as the loss uses them: normalized per minibatch if ``normalize_advantage`` (as
+        PPO), over the steps that carry signal only with ``signal_rescale``.
+
+        :param advantages: The minibatch's advantages from the buffer
+        :return: The advantages the policy loss uses
+        """
+        if not self.normalize_advantage:
+            return advantages
         if self.signal_rescale:
-            return self._normalize_signal_advantages(advantages) if self.normalize_advantage else advantages
+            # The steps without signal have advantage exactly 0 (the estimator sets it) and keep it.
+            signal = advantages != 0
+            if int(signal.sum()) < 2:  # as PPO, no normalization of a single value
+                return advantages
+            values = advantages[signal]
+            return th.where(signal, (advantages - values.mean()) / (values.std() + 1e-8), 0.0)
         # Normalization does not make sense if mini batchsize == 1, see SB3 GH issue #325
-        if self.normalize_advantage and len(advantages) > 1:
+        if len(advantages) > 1:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return advantages
 
     def _policy_loss(self, advantages: th.Tensor, ratio: th.Tensor, clip_range: float) -> th.Tensor:
         """
-        The policy loss of ``objective``: PPO's clipped surrogate, or the plain importance-weighted policy
-        gradient ``-mean(ratio * A)``.
+        The policy loss: PPO's clipped surrogate (``objective="clip"``) or the plain importance-weighted policy
+        gradient ``-mean(ratio * A)`` (``"pg"``); with ``signal_rescale`` a mean over the steps that carry signal.
 
-        :param advantages: A minibatch's advantages
+        :param advantages: A minibatch's advantages (from :meth:`_minibatch_advantages`)
         :param ratio: ``pi(a|s) / pi_old(a|s)`` of its actions
         :param clip_range: The clipping parameter (``"clip"`` only)
-        :return: The loss to minimize (before ``signal_rescale``)
+        :return: The loss to minimize
         """
         if self.objective == "pg":
-            return -(advantages * ratio).mean()
-        policy_loss_1 = advantages * ratio
-        policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-        return -th.min(policy_loss_1, policy_loss_2).mean()
-
-    @staticmethod
-    def _normalize_signal_advantages(advantages: th.Tensor) -> th.Tensor:
-        """
-        Per-minibatch advantage normalization for ``signal_rescale``: mean and std of the steps that carry
-        signal (a nonzero advantage), and the steps that carry none stay exactly 0.
-
-        :param advantages: A minibatch's advantages
-        :return: The normalized advantages
-        """
-        signal = advantages != 0
-        if int(signal.sum()) < 2:  # as PPO, no normalization of a single value
-            return advantages
-        values = advantages[signal]
-        return th.where(signal, (advantages - values.mean()) / (values.std() + 1e-8), 0.0)
+            loss = -(advantages * ratio).mean()
+        else:
+            policy_loss_1 = advantages * ratio
+            policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            loss = -th.min(policy_loss_1, policy_loss_2).mean()
+        if self.signal_rescale:
+            # N / (N - N_zero) over the group; a group without any signal has a zero loss whatever the factor.
+            assert self.rollout_buffer.group_stats is not None
+            no_signal_share = self.rollout_buffer.group_stats.no_signal_share
+            loss = loss / (1.0 - no_signal_share) if no_signal_share < 1.0 else loss
+        return loss
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
         # SB3 reads every env's info on every step; episode statistics and success flags come only with a
@@ -451,52 +593,70 @@ class GPG(PPO):
         if ended.size:
             super()._update_info_buffer([infos[i] for i in ended], np.asarray(dones)[ended])
 
-    def _check_rewards(self, rewards: np.ndarray, step: int) -> None:
-        """Refuse non-finite rewards before they reach a baseline that every step of their bin shares."""
-        bad = ~np.isfinite(rewards)
-        if bad.any():
-            env_index = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"Env {env_index} returned reward {rewards[env_index]} at rollout step {step} "
-                f"(num_timesteps={self.num_timesteps}); GPG does not train on non-finite rewards. "
-                "Check the environment (or its reward wrappers)."
-            )
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _record_group_stats(self, stats: GroupStats) -> None:
+        """Log the group's figures under ``group/`` and warn (once per run) when it cannot teach the policy."""
         for name, value in vars(stats).items():
             self.logger.record(f"group/{name}", value)
-        if self.rollout_buffer.no_signal_share is not None:
-            self.logger.record("group/no_signal_share", self.rollout_buffer.no_signal_share)
-        if stats.single_sample_share == 1.0 and stats.fallback_share == 0.0 and not self._warned_no_signal:
-            self._warned_no_signal = True
-            warnings.warn(
-                f"Every step of this group sits alone in its bin (binning={self.rollout_buffer.binning.name!r}, "
-                f"{stats.trajectories} trajectories, {stats.bins} bins): every advantage is zero and the policy "
-                "cannot learn. Use more envs, coarser bins (a larger bin_size, or 'time' binning) or "
-                "collection='episodes'.",
-                UserWarning,
-                stacklevel=2,
+        if stats.steps and stats.no_signal_share == 1.0:
+            self._warn_once("no_signal", self._no_signal_message(stats))
+        if self.collection == "episodes" and stats.steps % self.batch_size:
+            # PPO's check at construction assumes n_steps * n_envs steps; a complete-episode group has its own size.
+            self._warn_once(
+                "minibatch",
+                f"You have specified a mini-batch size of {self.batch_size}, but this complete-episode group holds "
+                f"{stats.steps} steps (complete-episode groups vary in size; n_steps={self.n_steps}, "
+                f"n_envs={self.n_envs}): after {stats.steps // self.batch_size} untruncated mini-batches there is a "
+                f"truncated mini-batch of size {stats.steps % self.batch_size}.",
             )
+
+    def _no_signal_message(self, stats: GroupStats) -> str:
+        """Why a group carries no signal, with the remedies that apply to this configuration."""
+        binning = self.rollout_buffer.binning.name
+        remedies = []
+        if stats.single_sample_share == 1.0:
+            cause = f"every step sits alone in its bin ({stats.trajectories} trajectories, {stats.bins} bins)"
+            remedies.append(f"more envs than n_envs={self.n_envs}")
+            if binning in ("space", "space_time"):
+                remedies.append(f"coarser cells (a larger bin_size than {self.bin_size!r}) or binning='time'")
+            elif binning != "time":
+                remedies.append("binning='time'")
+            if not self.rollout_buffer.estimator.uses_fallback and binning != "none":
+                remedies.append("the sparse-bin fallback (min_bin_samples=4)")
+        else:
+            cause = (
+                f"the returns in every bin are equal ({stats.trajectories} trajectories, {stats.bins} bins; e.g. a "
+                "constant reward per step and episodes longer than the rollout)"
+            )
+            if self.collection == "window":
+                remedies.append("collection='episodes' (returns then differ where episodes end)")
+                remedies.append(f"a longer rollout than n_steps={self.n_steps}")
+            else:
+                remedies.append("more exploration (ent_coef), so that some episodes end differently")
+        return (
+            f"No step of this group carries a learning signal ({stats.steps} of {stats.steps} steps, binning={binning!r}): "
+            f"{cause}, so every advantage is 0 and the update does nothing. Try {'; or '.join(remedies)}. "
+            "group/no_signal_share in the logs shows the share on every rollout."
+        )
 
     def train(self) -> None:
         """
-        Update the policy on the collected group: PPO's clipped surrogate and entropy bonus, with no value
-        loss and no value forward pass. (PPO.train without the critic's lines; losses are accumulated as
-        tensors and read once per update rather than once per minibatch.) ``objective`` and
-        ``signal_rescale`` change the policy loss as documented in the class.
+        Update the policy on the collected group: ``PPO.train`` without the critic (no value forward pass,
+        no value loss, no explained variance). Loss variants go through :meth:`_minibatch_advantages` and
+        :meth:`_policy_loss`, the minibatch's forward pass through :meth:`_evaluate_actions`.
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
-        signal_factor = 1.0
-        if self.signal_rescale:
-            no_signal_share = self.rollout_buffer.no_signal_share or 0.0
-            # N / (N - N_zero); a group without any signal has a zero loss whatever the factor.
-            signal_factor = 1.0 / (1.0 - no_signal_share) if no_signal_share < 1.0 else 1.0
 
-        pg_losses, entropy_losses, clip_fractions, approx_kl_divs = [], [], [], []
+        entropy_losses, pg_losses, clip_fractions = [], [], []
         continue_training = True
         for epoch in range(self.n_epochs):
+            approx_kl_divs = []
             for rollout_data in self.rollout_buffer.get(self.batch_size):
                 actions = rollout_data.actions
                 if isinstance(self.action_space, spaces.Discrete):
@@ -504,21 +664,20 @@ class GPG(PPO):
 
                 log_prob, entropy = self._evaluate_actions(rollout_data, actions)
                 advantages = self._minibatch_advantages(rollout_data.advantages)
-                log_ratio = log_prob - rollout_data.old_log_prob
-                ratio = th.exp(log_ratio)
+                ratio = th.exp(log_prob - rollout_data.old_log_prob)
                 policy_loss = self._policy_loss(advantages, ratio, clip_range)
-                if self.signal_rescale:
-                    policy_loss = policy_loss * signal_factor
                 # Approximate entropy when no analytical form
                 entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss
 
+                # Logged values stay tensors until the end of the update: one device sync, not one per minibatch.
                 with th.no_grad():
                     pg_losses.append(policy_loss.detach())
                     entropy_losses.append(entropy_loss.detach())
                     clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()))
                     # Schulman's KL approximation, see SB3 issue #417
-                    approx_kl_div = th.mean((ratio - 1) - log_ratio)
+                    log_ratio = log_prob - rollout_data.old_log_prob
+                    approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio)
                     approx_kl_divs.append(approx_kl_div)
 
                 if self.target_kl is not None and approx_kl_div.item() > 1.5 * self.target_kl:
@@ -539,6 +698,7 @@ class GPG(PPO):
         def mean(values: list[th.Tensor]) -> float:
             return th.stack(values).mean().item() if values else float("nan")
 
+        # As PPO: entropy, policy loss and clip fraction over all epochs, approx_kl over the last epoch.
         self.logger.record("train/entropy_loss", mean(entropy_losses))
         self.logger.record("train/policy_gradient_loss", mean(pg_losses))
         self.logger.record("train/approx_kl", mean(approx_kl_divs))
@@ -548,8 +708,6 @@ class GPG(PPO):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
-        if self.signal_rescale:
-            self.logger.record("train/signal_rescale", signal_factor)
 
     def learn(
         self: SelfGPG,
@@ -570,7 +728,7 @@ class GPG(PPO):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_warned_no_signal"]
+        return [*super()._excluded_save_params(), "_warned", "_episode_step_limit"]
 
     @classmethod
     def load(cls: type[SelfGPG], path, env: GymEnv | None = None, device: th.device | str = "auto", **kwargs) -> SelfGPG:  # type: ignore[override]
@@ -629,6 +787,15 @@ class GPG(PPO):
         }.get(type(ppo.policy).__name__, "MultiInputPolicy" if isinstance(ppo.observation_space, spaces.Dict) else "MlpPolicy")
         policy_class = cls.policy_aliases[alias]
         model = cls(policy_class, env if env is not None else ppo.get_env(), device=device, **hyperparameters)
+        for what, trained, target in (
+            ("observation", ppo.observation_space, model.observation_space),
+            ("action", ppo.action_space, model.action_space),
+        ):
+            if type(trained) is not type(target) or trained.shape != target.shape:
+                raise ValueError(
+                    f"from_ppo: the PPO model was trained with the {what} space {trained}, but the env has {target}: "
+                    f"its actor cannot act there. Pass an env with the same {what} space as the PPO model's."
+                )
 
         actor_state = model.policy.state_dict()
         ppo_state = ppo.policy.state_dict()

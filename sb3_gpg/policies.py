@@ -26,6 +26,8 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from sb3_gpg.arguments import ArgumentError
+
 NO_CRITIC = "GPG has no value function (its baseline is the group's mean return)"
 
 
@@ -39,15 +41,28 @@ def actor_net_arch(net_arch: list[int] | dict[str, list[int]] | None) -> list[in
     """
     if isinstance(net_arch, dict):
         if net_arch.get("vf"):
-            raise ValueError(
+            raise ArgumentError(
+                "policy_kwargs",
                 f"net_arch={net_arch!r} describes a value network, but {NO_CRITIC}: "
-                f"pass the actor's layers only, net_arch={net_arch.get('pi', [])!r}."
+                f"pass the actor's layers only, net_arch={net_arch.get('pi', [])!r}.",
             )
         unknown = set(net_arch) - {"pi", "vf"}
         if unknown:
-            raise ValueError(f"net_arch={net_arch!r} has unknown keys {sorted(unknown)}: valid keys are 'pi'.")
-        return list(net_arch.get("pi", []))
-    return None if net_arch is None else list(net_arch)
+            raise ArgumentError(
+                "policy_kwargs", f"net_arch={net_arch!r} has unknown keys {sorted(unknown)}: valid keys are 'pi'."
+            )
+        layers = net_arch.get("pi", [])
+    else:
+        layers = net_arch
+    if layers is None:
+        return None
+    if not isinstance(layers, (list, tuple)) or not all(
+        isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size > 0 for size in layers
+    ):
+        raise ArgumentError(
+            "policy_kwargs", f"net_arch={net_arch!r} must list the actor's layer sizes, e.g. [64, 64] or dict(pi=[64, 64])."
+        )
+    return list(layers)
 
 
 class CriticFreeMixin:
@@ -65,7 +80,9 @@ class CriticFreeMixin:
     ) -> list[int]:
         """Validate the PPO-style arguments and return the actor's layers (SB3's defaults when unset)."""
         if not share_features_extractor:
-            raise ValueError(f"share_features_extractor=False would build a critic's features extractor, but {NO_CRITIC}.")
+            raise ArgumentError(
+                "policy_kwargs", f"share_features_extractor=False would build a critic's features extractor, but {NO_CRITIC}."
+            )
         pi_arch = actor_net_arch(net_arch)
         if pi_arch is None:
             pi_arch = [] if features_extractor_class == NatureCNN else [64, 64]
