@@ -24,9 +24,9 @@ ADVANTAGE_SCALES = ("none", "bin_std")
 BIN_FALLBACKS = ("replace", "shrink")
 #: The ``eps`` of ``advantage_scale="bin_std"``: advantages are divided by ``std + SCALE_EPS``.
 SCALE_EPS = 1e-8
-#: A return within this relative distance of its baseline is "equal" to it: bin means of equal returns differ
-#: from them by float rounding only, about ``n * 1e-16`` relative for ``n`` samples.
-NO_SIGNAL_RTOL = 1e-9
+#: A return within this relative distance of its baseline is "equal" to it: the mean of ``n`` equal returns differs
+#: from them by float rounding only, at most about ``n * 1.1e-16`` relative (1e-10 covers a million samples).
+NO_SIGNAL_RTOL = 1e-10
 
 
 @dataclass(frozen=True)

@@ -488,8 +488,9 @@ class GPG(PPO):
                 continue
             env_index = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))[0])
             name = what if key is None else f"{what}[{key!r}]"
+            value = array[env_index]
             raise ValueError(
-                f"Env {env_index} returned {name} {array[env_index]!r} at rollout step {step} "
+                f"Env {env_index} returned {name} {float(value) if value.ndim == 0 else value!r} at rollout step {step} "
                 f"(num_timesteps={self.num_timesteps}); GPG does not train on non-finite {what}s. "
                 f"Check the environment (or its {what} wrappers)."
             )
@@ -636,6 +637,11 @@ class GPG(PPO):
                 remedies.append("collection='episodes' (returns then differ where episodes end)")
                 remedies.append(f"a longer rollout than n_steps={self.n_steps}")
             else:
+                cause = (
+                    f"every episode earned the same return from each time step ({stats.trajectories} trajectories, "
+                    f"{stats.bins} bins; e.g. all ran to the time limit on a constant reward: if that is the best "
+                    "return, the task is solved)"
+                )
                 remedies.append("more exploration (ent_coef), so that some episodes end differently")
         return (
             f"No step of this group carries a learning signal ({stats.steps} of {stats.steps} steps, binning={binning!r}): "

@@ -9,8 +9,9 @@ from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
+from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.binning import make_binning
-from sb3_gpg.estimator import bin_index, discounted_returns, group_advantages, no_signal_steps, trajectory_ids
+from sb3_gpg.estimator import NO_SIGNAL_RTOL, EstimatorConfig, bin_index, discounted_returns, group_advantages, trajectory_ids
 
 
 def trajectories_and_returns(rewards, episode_starts, gamma):
@@ -49,7 +50,9 @@ def reference_algorithm2(rewards, episode_starts, keys, gamma, valid=None):
     advantages = np.zeros_like(rewards, dtype=np.float64)
     for (step, env), ret in returns.items():
         if valid[step, env]:
-            advantages[step, env] = ret - np.mean(bins[keys[step][env]])
+            advantage = ret - np.mean(bins[keys[step][env]])
+            # A return equal to its baseline up to the rounding of the mean carries no signal: exactly 0.
+            advantages[step, env] = 0.0 if abs(advantage) <= NO_SIGNAL_RTOL * abs(ret) else advantage
     ret_array = np.array([[returns[step, env] for env in range(n_envs)] for step in range(n_steps)])
     return ret_array, advantages
 
@@ -84,7 +87,9 @@ def keys_as_tuples(keys, n_steps, n_envs):
     return [[tuple(keys[step, env]) for env in range(n_envs)] for step in range(n_steps)]
 
 
-@pytest.mark.parametrize("name,bin_size", [("time", 1.0), ("none", 1.0), ("space", 1.0), ("space", 0.4), ("space_time", 2.0)])
+@pytest.mark.parametrize(
+    "name,bin_size", [("time", None), ("none", None), ("space", 1.0), ("space", 0.4), ("space_time", 2.0)]
+)
 @settings(max_examples=150, deadline=None)
 @given(rollout=rollouts())
 def test_estimator_matches_algorithm2(name, bin_size, rollout):
@@ -178,6 +183,15 @@ def test_bin_index_groups_equal_keys(keys):
     assert index.min() >= 0 and index.max() < n_bins
 
 
+def estimate(rewards, starts, keys, gamma, keys_include_time=False, valid=None, coarse=(), **variant):
+    """``group_advantages`` with the variant's options as an :class:`EstimatorConfig` and coarser levels
+    ``(keys, keys_include_time=False)``."""
+    coarse_keys = [(level, False) for level in coarse]
+    return group_advantages(
+        rewards, starts, keys, gamma, keys_include_time, valid, config=EstimatorConfig(**variant), coarse_keys=coarse_keys
+    )
+
+
 # --- Estimator variants: a second loop-based reference, written from the docstring, not from the vectorized code ---
 
 
@@ -242,6 +256,8 @@ def reference_variants(
                 step_baseline = (weight * level_baseline + k * step_baseline) / (weight + k)
                 variance = (count * level_variance + k * variance) / (count + k)
         advantage = ret - step_baseline
+        if abs(advantage) <= NO_SIGNAL_RTOL * abs(ret):  # no signal: exactly 0, as in reference_algorithm2
+            advantage = 0.0
         if advantage_scale == "bin_std":
             advantage = advantage / (np.sqrt(variance) + eps) if variance > 0 else 0.0
         advantages[step, env] = advantage
@@ -274,7 +290,7 @@ def levels_of(binning, observations, times):
 
 def variant_result(rollout_arrays, binning, levels, variant, valid=None, shortcut=True):
     rewards, episode_starts, gamma = rollout_arrays
-    coarse = binning.coarser
+    coarse = [(keys, level.keys_include_time and shortcut) for keys, level in zip(levels[1:], binning.coarser, strict=True)]
     return group_advantages(
         rewards,
         episode_starts,
@@ -282,13 +298,12 @@ def variant_result(rollout_arrays, binning, levels, variant, valid=None, shortcu
         gamma,
         binning.keys_include_time and shortcut,
         valid,
-        coarse_keys=levels[1:],
-        coarse_keys_include_time=[level.keys_include_time and shortcut for level in coarse],
-        **variant,
+        config=EstimatorConfig(**variant),
+        coarse_keys=coarse,
     )
 
 
-@pytest.mark.parametrize("name,bin_size", [("time", 1.0), ("none", 1.0), ("space", 1.0), ("space_time", 2.0)])
+@pytest.mark.parametrize("name,bin_size", [("time", None), ("none", None), ("space", 1.0), ("space_time", 2.0)])
 @settings(max_examples=150, deadline=None)
 @given(rollout=rollouts(reward_elements=QUARTER_REWARDS), variant=st.sampled_from(VARIANTS))
 def test_estimator_variants_match_reference(name, bin_size, rollout, variant):
@@ -339,7 +354,7 @@ def test_options_that_change_nothing_give_algorithm2_exactly(variant, rollout):
     rewards, episode_starts, times, _, gamma = rollout
     coarse = [] if variant.get("min_bin_samples") == 5 else [np.zeros_like(times)]
     plain = group_advantages(rewards, episode_starts, times, gamma, True)
-    result = group_advantages(rewards, episode_starts, times, gamma, True, coarse_keys=coarse, **variant)
+    result = estimate(rewards, episode_starts, times, gamma, True, coarse=coarse, **variant)
     np.testing.assert_array_equal(result.advantages, plain.advantages)
     assert result.stats == plain.stats
 
@@ -349,7 +364,7 @@ def test_options_that_change_nothing_give_algorithm2_exactly(variant, rollout):
 def test_leave_one_out_scales_first_visit_advantages_by_n_over_n_minus_one(rollout):
     rewards, episode_starts, times, _, gamma = rollout
     mean = group_advantages(rewards, episode_starts, times, gamma, True)
-    loo = group_advantages(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
+    loo = estimate(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
     n = np.bincount(times.ravel())[times]  # trajectories per time bin: every step is a first visit
     factor = np.where(n > 1, n / np.maximum(n - 1, 1), 1.0)
     np.testing.assert_allclose(loo.advantages, mean.advantages * factor, rtol=1e-9, atol=1e-9)
@@ -363,8 +378,8 @@ def test_leave_one_out_baseline_ignores_the_trajectorys_own_rewards(rollout, dat
     trajectory = trajectory_ids(episode_starts)
     chosen = trajectory == data.draw(st.integers(0, int(trajectory.max())))
     changed = np.where(chosen, rewards + data.draw(st.floats(-3, 3)), rewards)
-    before = group_advantages(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
-    after = group_advantages(changed, episode_starts, times, gamma, True, baseline="leave_one_out")
+    before = estimate(rewards, episode_starts, times, gamma, True, baseline="leave_one_out")
+    after = estimate(changed, episode_starts, times, gamma, True, baseline="leave_one_out")
     shared = chosen & (np.bincount(times.ravel())[times] > 1)
     np.testing.assert_allclose(after.baselines[shared], before.baselines[shared], rtol=1e-9, atol=1e-9)
 
@@ -373,7 +388,7 @@ def test_leave_one_out_baseline_ignores_the_trajectorys_own_rewards(rollout, dat
 @given(rollout=rollouts(reward_elements=QUARTER_REWARDS))
 def test_bin_std_gives_each_bin_zero_mean_unit_std(rollout):
     rewards, episode_starts, times, _, gamma = rollout
-    result = group_advantages(rewards, episode_starts, times, gamma, True, advantage_scale="bin_std")
+    result = estimate(rewards, episode_starts, times, gamma, True, advantage_scale="bin_std")
     returns = result.returns
     for t in np.unique(times):
         in_bin = times == t
@@ -395,7 +410,7 @@ def lonely_bin_rollout():
 def test_replace_fallback_gives_the_lonely_bin_the_universal_baseline():
     rewards, starts, times = lonely_bin_rollout()
     universal = np.zeros_like(times)
-    result = group_advantages(rewards, starts, times, 1.0, True, min_bin_samples=2, coarse_keys=[universal])
+    result = estimate(rewards, starts, times, 1.0, True, min_bin_samples=2, coarse=[universal])
     # Universal bin: one first visit per trajectory, at its first step: returns 9 (env 0), 2 and 4 (env 1).
     assert result.advantages[2, 0] == pytest.approx(5.0 - (9 + 2 + 4) / 3)
     plain = group_advantages(rewards, starts, times, 1.0, True)
@@ -408,24 +423,13 @@ def test_shrink_fallback_weights_fine_and_coarse_by_sample_count():
     rewards, starts, times = lonely_bin_rollout()
     universal = np.zeros_like(times)
     k = 2
-    result = group_advantages(
-        rewards, starts, times, 1.0, True, min_bin_samples=k, bin_fallback="shrink", coarse_keys=[universal]
-    )
+    result = estimate(rewards, starts, times, 1.0, True, min_bin_samples=k, bin_fallback="shrink", coarse=[universal])
     coarse = (9 + 2 + 4) / 3
     assert result.baselines[2, 0] == pytest.approx((1 * 5.0 + k * coarse) / (1 + k))
     assert result.baselines[0, 0] == pytest.approx((3 * (9 + 2 + 4) / 3 + k * coarse) / (3 + k))
     # Leave-one-out: the lonely bin has no other sample, so it takes the coarser baseline whole.
-    loo = group_advantages(
-        rewards,
-        starts,
-        times,
-        1.0,
-        True,
-        min_bin_samples=k,
-        bin_fallback="shrink",
-        coarse_keys=[universal],
-        baseline="leave_one_out",
-    )
+    shrink = dict(min_bin_samples=k, bin_fallback="shrink")
+    loo = estimate(rewards, starts, times, 1.0, True, coarse=[universal], baseline="leave_one_out", **shrink)
     assert loo.baselines[2, 0] == pytest.approx((2 + 4) / 2)  # universal bin without env 0's own sample (9)
 
 
@@ -433,8 +437,8 @@ def test_replace_with_unreachable_k_is_the_coarsest_binning():
     rewards, starts, times = lonely_bin_rollout()
     universal = np.zeros_like(times)
     for variant in (dict(), dict(baseline="leave_one_out"), dict(advantage_scale="bin_std")):
-        result = group_advantages(rewards, starts, times, 0.9, True, min_bin_samples=100, coarse_keys=[universal], **variant)
-        coarsest = group_advantages(rewards, starts, universal, 0.9, **variant)
+        result = estimate(rewards, starts, times, 0.9, True, min_bin_samples=100, coarse=[universal], **variant)
+        coarsest = estimate(rewards, starts, universal, 0.9, **variant)
         np.testing.assert_allclose(result.advantages, coarsest.advantages, rtol=1e-12, atol=1e-12)
 
 
@@ -443,21 +447,37 @@ def test_leave_one_out_revisit_leaves_out_its_trajectorys_first_visit():
     rewards = np.array([[1.0, 4.0], [2.0, 3.0], [3.0, 3.0]])
     starts = np.zeros((3, 2), dtype=bool)
     keys = np.zeros((3, 2), dtype=np.int64)
-    result = group_advantages(rewards, starts, keys, 1.0, baseline="leave_one_out")
+    result = estimate(rewards, starts, keys, 1.0, baseline="leave_one_out")
     np.testing.assert_allclose(result.baselines, [[10.0, 6.0], [10.0, 6.0], [10.0, 6.0]])
-    alone = group_advantages(rewards[:, :1], starts[:, :1], keys[:, :1], 1.0, baseline="leave_one_out")
+    alone = estimate(rewards[:, :1], starts[:, :1], keys[:, :1], 1.0, baseline="leave_one_out")
     np.testing.assert_allclose(alone.advantages[:, 0], [0.0, 5.0 - 6.0, 3.0 - 6.0])  # as the mean baseline
 
 
-def test_no_signal_steps_are_the_lonely_and_equal_return_bins():
+def test_steps_without_signal_get_exactly_zero_and_are_counted():
     rewards, starts, times = lonely_bin_rollout()
     result = group_advantages(rewards, starts, times, 1.0, True)
-    mask = no_signal_steps(result.returns, result.baselines, result.advantages)
-    np.testing.assert_array_equal(mask, [[False, False], [False, False], [True, False]])
-    # Ten equal returns of 0.1: their float mean is not exactly 0.1, the advantages are not exactly 0.
+    assert result.advantages[2, 0] == 0.0  # the lonely bin t=2
+    assert np.all(result.advantages[:2] != 0)
+    assert result.stats.no_signal_share == pytest.approx(1 / 6)
+    # Ten equal returns of 0.1: their float mean is not exactly 0.1, yet the advantages are exactly 0, not rounding.
+    returns = np.full(10, 0.1)
+    assert np.any(returns - np.bincount(np.zeros(10, dtype=int), weights=returns)[0] / 10 != 0)  # a sequential sum
     equal = group_advantages(np.full((1, 10), 0.1), np.ones((1, 10), dtype=bool), np.zeros((1, 10)), 1.0, True)
-    assert np.any(equal.advantages != 0)
-    assert np.all(no_signal_steps(equal.returns, equal.baselines, equal.advantages))
+    assert np.all(equal.advantages == 0)
+    assert equal.stats.no_signal_share == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(rollout=rollouts(reward_elements=QUARTER_REWARDS), variant=st.sampled_from([{}, *VARIANTS]))
+def test_no_signal_share_is_the_share_of_steps_whose_return_equals_their_baseline(rollout, variant):
+    rewards, episode_starts, times, _, gamma = rollout
+    result = estimate(rewards, episode_starts, times, gamma, True, coarse=[np.zeros_like(times)], **variant)
+    returns, baselines = result.returns, result.baselines
+    equal = np.abs(returns - baselines) <= NO_SIGNAL_RTOL * np.abs(returns)
+    if variant.get("advantage_scale") == "bin_std":
+        equal |= result.advantages == 0
+    assert result.stats.no_signal_share == pytest.approx(equal.mean())
+    assert np.all(result.advantages[equal] == 0)
 
 
 @pytest.mark.parametrize(
@@ -471,9 +491,9 @@ def test_no_signal_steps_are_the_lonely_and_equal_return_bins():
     ],
 )
 def test_bad_estimator_options(option, value, match):
-    rewards, starts, times = lonely_bin_rollout()
-    with pytest.raises(ValueError, match=match):
-        group_advantages(rewards, starts, times, 1.0, **{option: value})
+    with pytest.raises(ArgumentError, match=match) as error:
+        EstimatorConfig(**{option: value})
+    assert error.value.argument == option
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_gpg import GPG
-from sb3_gpg.estimator import group_advantages
+from sb3_gpg.arguments import ArgumentError
+from sb3_gpg.estimator import EstimatorConfig, group_advantages
 
 VARIANT_OPTIONS = dict(
     baseline="leave_one_out",
@@ -61,8 +62,8 @@ def test_buffer_advantages_are_the_estimator_variant(options):
         buffer.episode_starts[:rows],
         space_time,
         model.gamma,
-        coarse_keys=[times, np.zeros_like(times)],
-        **options,
+        config=EstimatorConfig(**options),
+        coarse_keys=[(times, True), (np.zeros_like(times), False)],
     )
     np.testing.assert_allclose(buffer.advantages[:rows], expected.advantages, rtol=1e-5, atol=1e-5)
     assert buffer.group_stats.fallback_share == pytest.approx(expected.stats.fallback_share)
@@ -78,23 +79,16 @@ def test_options_are_saved_and_loaded(tmp_path):
     loaded = GPG.load(tmp_path / "gpg", env=env)
     for name, value in VARIANT_OPTIONS.items():
         assert getattr(loaded, name) == value
-    buffer = loaded.rollout_buffer
-    assert (buffer.baseline, buffer.advantage_scale, buffer.min_bin_samples, buffer.bin_fallback) == (
-        "leave_one_out",
-        "bin_std",
-        3,
-        "shrink",
-    )
-    assert buffer.count_no_signal
+    assert loaded.rollout_buffer.estimator == EstimatorConfig("leave_one_out", "bin_std", 3, "shrink")
     loaded.learn(64, reset_num_timesteps=False)
-    assert buffer.no_signal_share is not None
+    assert loaded.rollout_buffer.group_stats is not None
 
 
 def test_defaults_are_algorithm2_and_ppo_loss():
     model = GPG("MlpPolicy", "CartPole-v1")
     assert (model.baseline, model.advantage_scale, model.min_bin_samples, model.bin_fallback) == ("mean", "none", 0, "replace")
     assert (model.signal_rescale, model.objective) == (False, "clip")
-    assert model.rollout_buffer.no_signal_share is None
+    assert model.rollout_buffer.estimator == EstimatorConfig()
 
 
 @pytest.mark.parametrize(
@@ -104,13 +98,14 @@ def test_defaults_are_algorithm2_and_ppo_loss():
         ("advantage_scale", "std", r"Unknown advantage_scale='std': valid values are 'none', 'bin_std'"),
         ("bin_fallback", "time", r"Unknown bin_fallback='time': valid values are 'replace', 'shrink'"),
         ("min_bin_samples", -2, r"min_bin_samples=-2 must be an integer >= 0"),
-        ("objective", "ppo", r"Unknown objective='ppo': valid objectives are 'clip', 'pg'"),
+        ("objective", "ppo", r"Unknown objective='ppo': valid values are 'clip', 'pg'"),
         ("signal_rescale", "yes", r"signal_rescale='yes' must be True or False"),
     ],
 )
 def test_bad_variant_options(option, value, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ArgumentError, match=match) as error:
         GPG("MlpPolicy", "CartPole-v1", **{option: value})
+    assert error.value.argument == option
 
 
 def test_pg_objective_is_the_plain_policy_gradient_and_clip_is_not():
@@ -133,14 +128,15 @@ def test_pg_objective_is_the_plain_policy_gradient_and_clip_is_not():
 
 
 def test_signal_normalization_keeps_no_signal_steps_at_zero():
+    model = GPG("MlpPolicy", "CartPole-v1", signal_rescale=True)
     advantages = th.tensor([0.0, 1.0, 0.0, 3.0, -2.0, 0.0])
-    normalized = GPG._normalize_signal_advantages(advantages)
+    normalized = model._minibatch_advantages(advantages)
     assert th.all(normalized[[0, 2, 5]] == 0)
     signal = normalized[[1, 3, 4]]
     assert signal.mean().item() == pytest.approx(0, abs=1e-6)
     assert signal.std().item() == pytest.approx(1, rel=1e-6)
     single = th.tensor([0.0, 2.0, 0.0])
-    assert th.equal(GPG._normalize_signal_advantages(single), single)
+    assert th.equal(model._minibatch_advantages(single), single)
 
 
 def test_signal_rescale_makes_the_loss_a_mean_over_steps_with_signal():
@@ -164,11 +160,10 @@ def test_signal_rescale_makes_the_loss_a_mean_over_steps_with_signal():
     model.learn(256)  # one rollout: its group figures are dumped before train(), whose figures stay pending
     logged = {**records[-1], **model.logger.name_to_value}
     advantages = model.rollout_buffer.advantages[: model.rollout_buffer.pos]
-    share = model.rollout_buffer.no_signal_share
+    share = model.rollout_buffer.group_stats.no_signal_share
     assert 0.1 < share < 0.9
     assert share == pytest.approx(np.mean(advantages == 0))
     assert logged["group/no_signal_share"] == pytest.approx(share)
-    assert logged["train/signal_rescale"] == pytest.approx(1 / (1 - share))
     signal_mean = advantages[advantages != 0].mean()
     assert abs(signal_mean) > 0.1
     assert logged["train/policy_gradient_loss"] == pytest.approx(-signal_mean, rel=1e-4)
