@@ -48,6 +48,9 @@ class GroupRolloutBuffer(RolloutBuffer):
     :param n_envs: Number of parallel environments
     :param binning: The binning ``f(s, t)`` (:func:`~sb3_gpg.binning.make_binning`); default: time bins.
     :param estimator: The estimator variants (:class:`~sb3_gpg.estimator.EstimatorConfig`); default: Algorithm 2.
+    :param shared_starts: ``K`` of GPG's ``shared_starts``: the envs form blocks of ``K`` that share their starts in
+        each round, and the bin key gets a last column naming the block and round, so that each step is compared
+        with its siblings only. 1: no such column.
     """
 
     def __init__(
@@ -60,9 +63,11 @@ class GroupRolloutBuffer(RolloutBuffer):
         n_envs: int = 1,
         binning: Binning = TIME_BINNING,
         estimator: EstimatorConfig = ALGORITHM_2,
+        shared_starts: int = 1,
     ):
         self.binning = binning
         self.estimator = estimator
+        self.shared_starts = shared_starts
         self.group_stats: GroupStats | None = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
 
@@ -84,6 +89,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.rewards = np.zeros((rows, self.n_envs), dtype=np.float32)
         self.episode_starts = np.zeros((rows, self.n_envs), dtype=bool)
         self.episode_times = np.zeros((rows, self.n_envs), dtype=np.int64)
+        self.start_rounds = np.zeros((rows, self.n_envs), dtype=np.int64)
         self.valid = np.ones((rows, self.n_envs), dtype=bool)
         self.log_probs = np.zeros((rows, self.n_envs), dtype=np.float32)
         self.returns = np.zeros((rows, self.n_envs), dtype=np.float32)
@@ -102,7 +108,8 @@ class GroupRolloutBuffer(RolloutBuffer):
             return np.concatenate((array, np.zeros((extra, *array.shape[1:]), dtype=array.dtype)))
 
         self.observations = self._map_observations(lambda obs: grow(obs))
-        for name in ("actions", "rewards", "episode_starts", "episode_times", "log_probs", "returns", "advantages"):
+        names = ("actions", "rewards", "episode_starts", "episode_times", "start_rounds", "log_probs", "returns", "advantages")
+        for name in names:
             setattr(self, name, grow(getattr(self, name)))
         self.valid = np.concatenate((self.valid, np.ones((extra, self.n_envs), dtype=bool)))
         self.buffer_size += extra
@@ -116,6 +123,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         log_prob: th.Tensor,
         episode_time: np.ndarray,
         valid: np.ndarray | None = None,
+        start_round: int = 0,
     ) -> None:
         """
         :param obs: Observation
@@ -125,6 +133,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         :param log_prob: Log probability of the action under the rollout policy
         :param episode_time: Steps since each env's episode reset (0 on the first step)
         :param valid: Which envs' steps belong to the group (default: all)
+        :param start_round: The round of shared starts the step belongs to (``shared_starts > 1``)
         """
         if self.pos == self.buffer_size:
             self._grow()
@@ -133,6 +142,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.rewards[self.pos] = reward
         self.episode_starts[self.pos] = episode_start
         self.episode_times[self.pos] = episode_time
+        self.start_rounds[self.pos] = start_round
         if valid is not None:
             self.valid[self.pos] = valid
         self.log_probs[self.pos] = log_prob.detach().cpu().numpy().reshape(self.n_envs)
@@ -155,8 +165,16 @@ class GroupRolloutBuffer(RolloutBuffer):
         observations = self._map_observations(lambda obs: obs[:rows].reshape(n, *obs.shape[2:]))
         episode_times = self.episode_times[:rows].reshape(n)
 
+        start_groups = None
+        if self.shared_starts > 1:
+            # Block b of round r: steps are compared with the K - 1 siblings that started where they did.
+            n_blocks = self.n_envs // self.shared_starts
+            blocks = np.arange(self.n_envs) // self.shared_starts
+            start_groups = (self.start_rounds[:rows] * n_blocks + blocks)[..., None]
+
         def keys(binning: Binning) -> np.ndarray:
-            return binning(observations, episode_times, self.n_envs).reshape(rows, self.n_envs, -1)
+            level = binning(observations, episode_times, self.n_envs).reshape(rows, self.n_envs, -1)
+            return level if start_groups is None else np.concatenate((level, start_groups), axis=-1)
 
         valid = self.valid[:rows]
         estimate = group_advantages(

@@ -25,6 +25,7 @@ from sb3_gpg.binning import BinningCallable, check_bin_size, check_binning, make
 from sb3_gpg.buffers import GroupDictRolloutBuffer, GroupRolloutBuffer
 from sb3_gpg.estimator import EstimatorConfig, GroupStats
 from sb3_gpg.policies import NO_CRITIC, CnnPolicy, CriticFreePolicy, MlpPolicy, MultiInputPolicy, actor_net_arch
+from sb3_gpg.vec_env import reseed_generators, reset_with_seeds
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
 
@@ -63,6 +64,22 @@ def _check_number_or_schedule(argument: str, value: Any) -> None:
         )
 
 
+def _check_ppo_arguments(arguments: Mapping[str, Any]) -> None:
+    # PPO's own arguments that PPO takes on trust (a YAML "32.5" or "fast" fails deep in SB3 otherwise).
+    for name in ("n_steps", "batch_size", "n_epochs"):
+        if name in arguments:
+            check_int(name, arguments[name])
+    for name in ("learning_rate", "clip_range"):
+        if name in arguments:
+            _check_number_or_schedule(name, arguments[name])
+    gamma = arguments.get("gamma", 0.99)
+    if not is_number(gamma) or not 0 <= gamma <= 1:
+        raise ArgumentError("gamma", f"gamma={gamma!r} must be a number in [0, 1].")
+    for name in ("normalize_advantage", "use_sde", "signal_rescale"):
+        if name in arguments:
+            check_bool(name, arguments[name])
+
+
 def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
     """
     The rules on GPG's constructor arguments that GPG checks itself (PPO's own assertions aside), each written
@@ -80,22 +97,13 @@ def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
             f"{', '.join(critic)} configure{'s' if len(critic) == 1 else ''} a critic, but {NO_CRITIC}: remove "
             f"{'it' if len(critic) == 1 else 'them'} (critic arguments: {', '.join(CRITIC_ARGUMENTS)}).",
         )
-    for name in ("n_steps", "batch_size", "n_epochs"):
-        if name in arguments:
-            check_int(name, arguments[name])
-    for name in ("learning_rate", "clip_range"):
-        if name in arguments:
-            _check_number_or_schedule(name, arguments[name])
-    gamma = arguments.get("gamma", 0.99)
-    if not is_number(gamma) or not 0 <= gamma <= 1:
-        raise ArgumentError("gamma", f"gamma={gamma!r} must be a number in [0, 1].")
-    for name in ("normalize_advantage", "use_sde", "signal_rescale"):
-        if name in arguments:
-            check_bool(name, arguments[name])
+    _check_ppo_arguments(arguments)
     if "collection" in arguments:
         check_choice("collection", arguments["collection"], COLLECTION_MODES)
     if "objective" in arguments:
         check_choice("objective", arguments["objective"], OBJECTIVES)
+    if "shared_starts" in arguments:
+        check_shared_starts(arguments["shared_starts"], arguments.get("collection", "window"))
     if "binning" in arguments:
         check_binning(arguments["binning"])
     check_bin_size(arguments.get("bin_size"))
@@ -112,6 +120,32 @@ def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
             f"rollout_buffer_class={getattr(buffer_class, '__name__', buffer_class)!r} cannot compute group baselines: "
             "use sb3_gpg.buffers.GroupRolloutBuffer, GroupDictRolloutBuffer or a subclass.",
         )
+
+
+def check_shared_starts(shared_starts: Any, collection: str, n_envs: int | None = None) -> int:
+    """
+    :param shared_starts: The ``shared_starts`` argument ``K``.
+    :param collection: The collection mode: shared starts need whole episodes (a window would cut the siblings'
+        episodes at different times, and their next episodes would not share a start).
+    :param n_envs: The number of envs, which ``K`` must divide; ``None`` when not known yet.
+    :return: ``K``.
+    :raises ArgumentError: naming what would be valid.
+    """
+    shared_starts = check_int("shared_starts", shared_starts)
+    if shared_starts > 1 and collection != "episodes":
+        raise ArgumentError(
+            "shared_starts",
+            f"shared_starts={shared_starts} needs collection='episodes' (got collection={collection!r}): the envs of a "
+            "block share the start of whole episodes.",
+        )
+    if n_envs is not None and n_envs % shared_starts:
+        divisors = [k for k in range(1, n_envs + 1) if n_envs % k == 0]
+        raise ArgumentError(
+            "shared_starts",
+            f"shared_starts={shared_starts} does not divide n_envs={n_envs} into blocks: valid values are "
+            f"{', '.join(map(str, divisors))}.",
+        )
+    return shared_starts
 
 
 def episode_step_limit(env: VecEnv) -> int | None:
@@ -188,6 +222,15 @@ class GPG(PPO):
         Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out of the
         group. The step budget of :meth:`learn` counts every env step taken, these included (they were
         simulated), and like SB3's the last rollout may overshoot it; schedules never see a progress below 0.
+    :param shared_starts: ``K``, the number of envs that share each initial state (GRPO's group: samples of one
+        prompt). The ``n_envs`` envs form ``n_envs / K`` blocks (``K`` must divide ``n_envs``); at each rollout the
+        envs of a block reset with a common seed drawn from numpy's generator (seeded by ``seed``), so they start
+        from one state while starts differ across blocks and rollouts, and each env then draws its own randomness
+        again where the backend allows it (all but envpool). Each env runs one episode per *round*; a rollout runs
+        rounds until every env has taken ``n_steps`` steps. The bin key includes the block and round, so a step is
+        compared only with its ``K - 1`` siblings: with ``"none"`` binning the baseline is the block's mean return
+        (GRPO's outcome supervision), with ``"time"`` the per-start, per-step mean (process supervision). Needs
+        ``collection="episodes"``. Default 1: independent starts.
     :param baseline: The bin baseline: ``"mean"`` (Algorithm 2) or ``"leave_one_out"`` (RLOO, the U-statistic
         form). See :class:`~sb3_gpg.estimator.EstimatorConfig`, which documents these four estimator options.
     :param advantage_scale: ``"none"``, or ``"bin_std"`` to divide each advantage by its bin's standard
@@ -245,6 +288,7 @@ class GPG(PPO):
         binning: str | BinningCallable = "time",
         bin_size: float | Sequence[float] | None = None,
         collection: str = "window",
+        shared_starts: int = 1,
         baseline: str = "mean",
         advantage_scale: str = "none",
         min_bin_samples: int = 0,
@@ -271,6 +315,7 @@ class GPG(PPO):
                 binning=binning,
                 bin_size=bin_size,
                 collection=collection,
+                shared_starts=shared_starts,
                 baseline=baseline,
                 advantage_scale=advantage_scale,
                 min_bin_samples=min_bin_samples,
@@ -289,6 +334,7 @@ class GPG(PPO):
         self.binning = binning
         self.bin_size = bin_size
         self.collection = collection
+        self.shared_starts = shared_starts
         self.baseline = baseline
         self.advantage_scale = advantage_scale
         self.min_bin_samples = min_bin_samples
@@ -342,6 +388,7 @@ class GPG(PPO):
         if self.rollout_buffer_class is None:
             is_dict = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = GroupDictRolloutBuffer if is_dict else GroupRolloutBuffer
+        check_shared_starts(self.shared_starts, self.collection, self.n_envs)
         self.rollout_buffer = self.rollout_buffer_class(  # type: ignore[call-arg]
             self.n_steps,
             self.observation_space,
@@ -351,6 +398,7 @@ class GPG(PPO):
             n_envs=self.n_envs,
             binning=make_binning(self.binning, self.observation_space, self.bin_size),
             estimator=EstimatorConfig(**{name: getattr(self, name) for name in ESTIMATOR_ARGUMENTS}),
+            shared_starts=self.shared_starts,
             **self.rollout_buffer_kwargs,
         )
         # use_sde only when on: the masking policies (discrete actions, no gSDE) take no such argument.
@@ -413,10 +461,9 @@ class GPG(PPO):
         rollout_buffer.reset()
         complete_episodes = self.collection == "episodes"
         collecting = np.ones(env.num_envs, dtype=bool)
+        start_round = 0
         if complete_episodes:
-            self._last_obs = env.reset()  # type: ignore[assignment]
-            self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
-            self._episode_time = np.zeros(env.num_envs, dtype=np.int64)
+            self._start_round(env)
         assert self._episode_time is not None
         self._check_finite("observation", self._last_obs, step=0)
         if self.use_sde:
@@ -458,20 +505,42 @@ class GPG(PPO):
                 log_probs,
                 self._episode_time,
                 valid=collecting if complete_episodes else None,
+                start_round=start_round,
                 **step_data,
             )
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
             self._episode_time = np.where(dones, 0, self._episode_time + 1)
             if complete_episodes:
-                collecting &= ~(dones & (n_steps >= n_rollout_steps))
+                # An env runs whole episodes until it has taken n_steps; with shared starts, one episode per round.
+                collecting &= ~(dones & (n_steps >= n_rollout_steps or self.shared_starts > 1))
                 self._check_episodes_end(collecting, n_steps, n_rollout_steps)
+                if self.shared_starts > 1 and not collecting.any() and n_steps < n_rollout_steps:
+                    start_round += 1
+                    collecting[:] = True
+                    self._start_round(env)
 
         stats = rollout_buffer.compute_returns_and_advantage()
         self._record_group_stats(stats)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _start_round(self, env: VecEnv) -> None:
+        """
+        Reset every env for a round of complete episodes; with ``shared_starts=K`` the ``K`` envs of a block
+        get a common seed, drawn from numpy's generator (which SB3 seeds with ``seed``), then independent ones.
+        """
+        if self.shared_starts == 1:
+            self._last_obs = env.reset()  # type: ignore[assignment]
+        else:
+            n_blocks = env.num_envs // self.shared_starts
+            block_seeds = np.random.randint(0, 2**31 - 1, size=n_blocks)
+            self._last_obs = reset_with_seeds(env, np.repeat(block_seeds, self.shared_starts))  # type: ignore[assignment]
+            # Only the start is shared: the siblings' noise (LunarLander's engine dispersion, ...) must not be.
+            reseed_generators(env, np.random.randint(0, 2**31 - 1, size=env.num_envs))
+        self._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+        self._episode_time = np.zeros(env.num_envs, dtype=np.int64)
 
     def _check_finite(self, what: str, values: np.ndarray | dict[str, np.ndarray], step: int) -> None:
         """

@@ -36,7 +36,21 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from sb3_gpg.arguments import ArgumentError
+
 VEC_ENV_BACKENDS = ("dummy", "subproc", "gymnasium", "envpool")
+
+
+def check_backend(backend: str) -> str:
+    """
+    :param backend: A ``backend`` of :func:`make_vec_env` (the Zoo's ``--vec-env``).
+    :return: ``backend``, if it is one of :data:`VEC_ENV_BACKENDS`.
+    :raises ArgumentError: naming the valid backends.
+    """
+    if backend not in VEC_ENV_BACKENDS:
+        raise ArgumentError("backend", f"Unknown backend={backend!r}: valid backends are {', '.join(VEC_ENV_BACKENDS)}.")
+    return backend
+
 
 # Keys that gymnasium's SAME_STEP autoreset adds to the step info; everything else at an ended sub-env's index
 # is the info of the reset that started its next episode.
@@ -645,8 +659,7 @@ def make_vec_env(
         the env registers one, else ``"sync"``.
     :return: The vectorized environment.
     """
-    if backend not in VEC_ENV_BACKENDS:
-        raise ValueError(f"Unknown vec env backend {backend!r}, valid backends: {VEC_ENV_BACKENDS}")
+    check_backend(backend)
     if vectorization_mode is not None and backend != "gymnasium":
         raise ValueError(
             f"vectorization_mode={vectorization_mode!r} only applies to backend='gymnasium', not backend={backend!r}."
@@ -665,3 +678,50 @@ def make_vec_env(
     if seed is not None:
         vec_env.action_space.seed(seed)
     return vec_env
+
+
+def reset_with_seeds(env: VecEnv, seeds: Sequence[int]) -> VecEnvObs:
+    """
+    Reset every sub-env of ``env`` with a seed of its own choosing (equal seeds: equal initial states), through any
+    ``VecEnvWrapper`` (``VecNormalize``, ``VecMonitor``...), so that the wrappers see the reset as usual.
+
+    SB3's ``VecEnv.seed(s)`` can only give sub-env ``i`` the seed ``s + i``; the seeds of the next reset are the
+    base env's ``_seeds``, which ``DummyVecEnv``, ``SubprocVecEnv`` and this module's backends all read.
+
+    :param env: The env.
+    :param seeds: One seed per sub-env.
+    :return: The first observations.
+    :raises ValueError: for a backend that cannot reset a sub-env to a chosen seed.
+    """
+    base = env.unwrapped
+    per_env = isinstance(base, (DummyVecEnv, SubprocVecEnv, EnvPoolVecEnv)) or (
+        isinstance(base, GymnasiumVecEnv) and isinstance(base.venv.unwrapped, (SyncVectorEnv, AsyncVectorEnv))
+    )
+    if not per_env:
+        inner = base.venv.unwrapped if isinstance(base, GymnasiumVecEnv) else base
+        raise ValueError(
+            f"{type(inner).__name__} cannot reset a sub-env to a seed of its own (a native vector env keeps one "
+            "generator for all sub-envs): use the dummy, subproc or envpool backend, or the gymnasium backend with "
+            "vectorization_mode='sync' or 'async'."
+        )
+    if len(seeds) != base.num_envs:
+        raise ValueError(f"reset_with_seeds got {len(seeds)} seeds for {base.num_envs} sub-envs.")
+    base._seeds = [int(seed) for seed in seeds]
+    return env.reset()
+
+
+def reseed_generators(env: VecEnv, seeds: Sequence[int]) -> bool:
+    """
+    Give each sub-env's random generator (gymnasium's ``np_random``) a new seed without resetting it: sub-envs
+    reset with equal seeds then draw independent randomness from here on (stochastic dynamics, noise).
+
+    :param env: The env.
+    :param seeds: One seed per sub-env.
+    :return: Whether it could be done: not on envpool or native vector envs, which hold no gymnasium sub-envs.
+    """
+    base = env.unwrapped
+    if isinstance(base, GymnasiumVecEnv) and base._sub_envs() is None:
+        return False
+    for index, seed in enumerate(seeds):
+        env.set_attr("np_random", np.random.default_rng(int(seed)), indices=[index])
+    return True
