@@ -1,26 +1,27 @@
 """Why CliffWalking-v1 does not learn in the learning benchmark: a check of two suspects.
 
 The paper reports -17 (the safe path) for GPG and PPO from 4 envs on; in the learning benchmark both stay at
--200, the 200-step ``TimeLimit`` the harness adds (``common.CLIFF_TIME_LIMIT``). Two differences from the paper's
+-200, the 200-step ``TimeLimit`` the harness adds (``harness.CLIFF_TIME_LIMIT``). Two differences from the paper's
 source (CleanRL's ``ppo.py``) could explain it:
 
 - the time limit: CliffWalking-v1 has none by default, and a truncated episode carries no signal towards the
   goal (every path that avoids the cliff scores -1 per step);
 - the observation: SB3 one-hot encodes a ``Discrete`` observation, CleanRL feeds the raw state index as one float.
 
-This script trains GPG with the learning benchmark's CliffWalking settings (``common.TASKS``, reduced profile:
+This script trains GPG with the learning benchmark's CliffWalking settings (``harness.TASKS``, reduced profile:
 200 iterations of 128 steps per env) at 4 envs, seed 0, for each combination of time limit and observation
 encoding, and reports the deterministic evaluation (capped at the same limit) and the training episodes.
 
 Usage (from the repository root)::
 
-    python benchmarks/cliffwalking.py --limits 200 1000 10000 --out benchmarks/results
+    python -m benchmarks.cliffwalking --limits 200 1000 10000 --out benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,11 +29,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-from ablation import INTRO
-from common import RESULTS, RunSpec, command_line, machine, markdown_table, replace_section
+from benchmarks.harness import TASKS, RunSpec, run_one
+from benchmarks.report import RESULTS, machine, markdown_table, replace_section
 
 INTRO_TEXT = (
     "CliffWalking-v1 stays at the time limit for GPG and PPO in the learning benchmark, where the paper reports -17."
@@ -55,15 +53,9 @@ class StateIndex(gym.ObservationWrapper):
 
 def run(limit: int, encoding: str, n_envs: int, seed: int) -> dict:
     """One GPG run of the harness with CliffWalking's time limit and observation encoding replaced."""
-    task = common.TASKS["cliffwalking"]
-    common.TASKS["cliffwalking"] = dataclasses.replace(task, time_limit=limit)
-    make = gym.make
-    if encoding == "state index":
-        gym.make = lambda env_id, *args, **kwargs: StateIndex(make(env_id, *args, **kwargs))
-    try:
-        return common.run_one(RunSpec("cliffwalking", "gpg", n_envs, seed, "reduced"))
-    finally:
-        common.TASKS["cliffwalking"], gym.make = task, make
+    wrappers = (StateIndex,) if encoding == "state index" else ()
+    task = dataclasses.replace(TASKS["cliffwalking"], time_limit=limit, wrappers=wrappers)
+    return run_one(RunSpec("cliffwalking", "gpg", n_envs, seed, "reduced"), task=task)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -88,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = markdown_table(
         ["time limit", "observation", "eval return (5 episodes)", "eval reaches goal", "training episodes",
          "last training return"], rows)  # fmt: skip
-    text = f"""Command: `{command_line()}`
+    command = shlex.join(["python", "-m", "benchmarks.cliffwalking", *(sys.argv[1:] if argv is None else argv)])
+    text = f"""Command: `{command}`
 Machine: {machine()}, one torch thread.
 GPG, CliffWalking-v1, {args.envs} envs, seed {args.seed}, the learning benchmark's settings (reduced profile).
 
@@ -96,7 +89,7 @@ GPG, CliffWalking-v1, {args.envs} envs, seed {args.seed}, the learning benchmark
     out = args.out / "cliffwalking.md"
     out.write_text(text)
     if args.results_md:
-        replace_section(args.results_md, "CliffWalking check", f"{INTRO_TEXT}\n\n{text}", INTRO, after="Learning benchmark")
+        replace_section(args.results_md, "CliffWalking check", f"{INTRO_TEXT}\n\n{text}", after="Learning benchmark")
     print(text)
 
 

@@ -4,7 +4,7 @@ With the window (SB3's ``n_steps`` per env), an episode still running when the r
 return, and once a good policy's episodes outlast the window every return of a late time bin is cut at a
 different point. Complete-episode groups (``collection="episodes"``) have no truncated return.
 
-    python benchmarks/collection.py --seeds 0 1 2 3 --timesteps 80000
+    python -m benchmarks.collection --seeds 0 1 2 3 --timesteps 80000
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch as th
 
-RESULTS = Path(__file__).resolve().parent / "results" / "collection"
+from benchmarks.report import RESULTS, markdown_table
 
 
 def run(collection: str, n_envs: int, n_steps: int, seed: int, timesteps: int) -> tuple[float, float, float]:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3], help="training seeds")
     parser.add_argument("--timesteps", type=int, default=80_000, help="env steps per run")
     parser.add_argument("--settings", nargs="+", default=["8x128", "16x64"], help="envs x steps per rollout")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--out", type=Path, default=RESULTS / "collection", help="output folder")
     args = parser.parse_args()
     th.set_num_threads(1)
 
@@ -64,18 +64,11 @@ def main() -> None:
                 scores.append(mean)
                 print(f"{setting} {collection} seed {seed}: {mean:.1f} +/- {std:.1f} ({seconds:.0f} s)", flush=True)
             solved = sum(score >= 475 for score in scores)
-            rows.append(
-                f"| {n_envs} | {n_steps} | {collection} | {' / '.join(f'{s:.0f}' for s in scores)} | "
-                f"{np.mean(scores):.1f} | {solved}/{len(scores)} |"
-            )
-    command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/collection.py", *sys.argv[1:]])
-    table = "\n".join(
-        [
-            "| envs | steps per rollout | collection | evaluation per seed | mean | solved (>= 475) |",
-            "| --- | --- | --- | --- | --- | --- |",
-            *rows,
-        ]
-    )
+            scores_text = " / ".join(f"{s:.0f}" for s in scores)
+            rows.append([n_envs, n_steps, collection, scores_text, f"{np.mean(scores):.1f}", f"{solved}/{len(scores)}"])
+    command = shlex.join(["python", "-m", "benchmarks.collection", *sys.argv[1:]])
+    header = ["envs", "steps per rollout", "collection", "evaluation per seed", "mean", "solved (>= 475)"]
+    table = markdown_table(header, rows).rstrip("\n")
     text = (
         f"### Window vs complete-episode collection, CartPole-v1\n\n`{command}`\n\n{args.timesteps:,} env steps per "
         "run, learning rate 2.5e-3, 4 epochs, 4 minibatches, time binning; evaluation: 20 deterministic episodes "

@@ -3,7 +3,7 @@
 GPG's group is its ``n_envs`` parallel trajectories. At a fixed budget ``B`` of env steps and a fixed rollout length
 ``n_steps``, a run with ``N`` envs gets ``B / (N * n_steps)`` iterations: a larger group gives a better baseline
 (Prop. 2: the gradient error falls as ``1/sqrt(N)``) but fewer updates. This sweep measures the trade-off, GPG with
-time binning and the learning benchmark's hyperparameters (``common.TASKS``, ``--profile``), at every group size
+time binning and the learning benchmark's hyperparameters (``harness.TASKS``, ``--profile``), at every group size
 of ``--envs`` and at one or more budgets per task.
 
 The scaling law of arXiv 2603.01162 (``../shared/seeds/003_781e3d324aa83911.txt``; GRPO's gradient is a
@@ -14,46 +14,26 @@ rollouts growing with the budget).
 
 Usage (from the repository root)::
 
-    python benchmarks/groupsize.py plan --profile reduced              # the runs and their env steps
-    python benchmarks/groupsize.py run --profile reduced --workers 1   # resumable: one JSON per finished run
-    python benchmarks/groupsize.py report --profile reduced            # table, plot, RESULTS.md section
+    python -m benchmarks.groupsize plan --profile reduced              # the runs and their duration
+    python -m benchmarks.groupsize run --profile reduced --workers 1   # resumable: one JSON per finished run
+    python -m benchmarks.groupsize report --profile reduced            # table, plot, RESULTS.md section
 
-Results: ``benchmarks/results/groupsize/<profile>/<task>/b<budget>_n<envs>_s<seed>.json`` (``common.run_one``'s
-record plus ``budget``), the table ``groupsize.md`` and the plot ``groupsize.png`` beside them.
+Results: ``benchmarks/results/groupsize/<profile>/<task>/b<budget>_n<envs>_s<seed>.json`` (``harness.run_one``'s
+record, whose spec holds the iterations, plus ``budget``), the table ``groupsize.md`` and the plot
+``groupsize.png`` beside them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common
-from ablation import INTRO
-from common import (
-    PROFILES,
-    RESULTS,
-    CellScores,
-    RunSpec,
-    command_line,
-    filled_curve,
-    interval_estimate,
-    machine,
-    markdown_table,
-    parse_sweep_args,
-    replace_section,
-    run_sweep,
-    sweep_parser,
-    with_notes,
-)
+from benchmarks import cli
+from benchmarks.harness import PROFILES, TASKS, RunSpec, estimate_minutes, run_one
+from benchmarks.report import CellScores, filled_curve, interval_estimate, machines, markdown_table
+from benchmarks.sweep import Run
 
 GROUP_SIZES = (2, 4, 8, 16, 32, 64)
 # Env-step budgets per task: multiples of 64 envs x n_steps (reduced profile: 128 for CartPole, 256 for
@@ -63,71 +43,44 @@ BUDGETS = {"cartpole": (98_304, 393_216), "lunarlander": (983_040,)}
 # Seeds per task unless --seeds: CartPole runs are cheap (about 5 CPU minutes per seed for both budgets), so they
 # get a third seed; LunarLander (about 25 minutes per seed) gets the reduced profile's two.
 SEEDS = {"cartpole": (0, 1, 2), "lunarlander": (0, 1)}
-SECTION = "Group size at a fixed budget"  # of RESULTS.md
 
 
-@dataclass(frozen=True)
-class BudgetRun:
-    """A harness run (:class:`common.RunSpec`, GPG) whose iterations follow from an env-step budget."""
-
-    spec: RunSpec
-    budget: int
-
-    def __post_init__(self) -> None:
-        self.iterations  # noqa: B018 (raises on a budget that is not a whole number of iterations)
-
-    @property
-    def n_steps(self) -> int:
-        return PROFILES[self.spec.profile].n_steps[self.spec.task]
-
-    @property
-    def iterations(self) -> int:
-        per_iteration = self.spec.n_envs * self.n_steps
-        if self.budget % per_iteration:
-            raise ValueError(
-                f"Budget {self.budget} is not a whole number of iterations of {self.spec.n_envs} envs x "
-                f"{self.n_steps} steps ({per_iteration} env steps); valid budgets are multiples of {per_iteration}."
-            )
-        return self.budget // per_iteration
-
-    @property
-    def name(self) -> str:
-        return f"{self.spec.task}/groupsize/b{self.budget}/n{self.spec.n_envs}/s{self.spec.seed}"
-
-    def path(self, root: Path = RESULTS) -> Path:
-        spec = self.spec
-        return root / "groupsize" / spec.profile / spec.task / f"b{self.budget}_n{spec.n_envs}_s{spec.seed}.json"
+def budget_run(task: str, n_envs: int, seed: int, profile: str, budget: int) -> Run:
+    """A GPG run with time binning for ``budget // (n_envs * n_steps)`` iterations."""
+    per_iteration = n_envs * PROFILES[profile].n_steps[task]
+    if budget % per_iteration:
+        raise ValueError(
+            f"Budget {budget} is not a whole number of iterations of {n_envs} envs x {per_iteration // n_envs} steps "
+            f"({per_iteration} env steps); valid budgets are multiples of {per_iteration}."
+        )
+    spec = RunSpec(task, "gpg", n_envs, seed, profile, iterations=budget // per_iteration)
+    return Run(spec, f"groupsize/{profile}/{task}/b{budget}_n{n_envs}_s{seed}.json")
 
 
-def budget_runs(profile: str, tasks: Sequence[str], sizes: Sequence[int], seeds: dict[str, Sequence[int]],
-                budgets: dict[str, Sequence[int]]) -> list[BudgetRun]:  # fmt: skip
+def budget_of(spec: RunSpec) -> int:
+    return spec.training_iterations * spec.n_envs * spec.n_steps
+
+
+def plan(args: argparse.Namespace) -> list[Run]:
     """Seed by seed, then task, budget and group size: an interrupted sweep holds whole curves of one seed."""
-    runs = [
-        BudgetRun(RunSpec(task, "gpg", n_envs, seed, profile), budget)
+    budgets = {task: args.budgets or BUDGETS.get(task, ()) for task in args.tasks}
+    for task, values in budgets.items():
+        if not values:
+            raise ValueError(f"No default budget for task {task!r} (defaults: {', '.join(BUDGETS)}); pass --budgets.")
+    seeds = {task: args.seeds or SEEDS.get(task, PROFILES[args.profile].seeds) for task in args.tasks}
+    return [
+        budget_run(task, n_envs, seed, args.profile, value)
         for seed in sorted(set().union(*seeds.values()))
-        for task in tasks
+        for task in args.tasks
         if seed in seeds[task]
-        for budget in budgets[task]
-        for n_envs in sizes
+        for value in budgets[task]
+        for n_envs in args.envs
     ]
-    return runs
 
 
-def run_budget(run: BudgetRun, progress_position: int = 0) -> dict[str, Any]:
-    """Train and evaluate one run with the harness for its budget's iterations; return its record."""
-    record = common.run_one(run.spec, progress_position, iterations=run.iterations)
-    record["budget"] = run.budget
-    return record
-
-
-def plan(runs: Sequence[BudgetRun], root: Path) -> None:
-    todo = [run for run in runs if not run.path(root).exists()]
-    print(f"{len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run:")
-    for run in todo:
-        print(f"  {run.name}: {run.iterations} iterations -> {run.path(root)}")
-    steps = {task: sum(run.budget for run in todo if run.spec.task == task) for task in dict.fromkeys(
-        run.spec.task for run in todo)}  # fmt: skip
-    print("Env steps to run: " + ", ".join(f"{task} {n:,}" for task, n in steps.items()))
+def run_budget(spec: RunSpec, progress_position: int = 0) -> dict[str, Any]:
+    """Train and evaluate one run with the harness; its record names the budget too."""
+    return {**run_one(spec, progress_position), "budget": budget_of(spec)}
 
 
 def best_sizes(cells: dict[int, CellScores]) -> tuple[list[int], list[int]]:
@@ -147,7 +100,7 @@ def best_sizes(cells: dict[int, CellScores]) -> tuple[list[int], list[int]]:
     return best, sorted(ties)
 
 
-def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: Path, results_md: Path) -> None:
+def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) -> str:
     """Per task and budget, against group size: the final evaluation return, and the mean training return over the
     run (how fast it learned within the budget, which still ranks sizes that all reach a task's maximum); a table,
     a plot, a RESULTS.md section."""
@@ -156,29 +109,25 @@ def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    profile, sizes, out = args.profile, args.envs, args.folder
     settings = PROFILES[profile]
     tasks = list(dict.fromkeys(run.spec.task for run in runs))
     seeds = {task: sorted({run.spec.seed for run in runs if run.spec.task == task}) for task in tasks}
-    budgets = {task: list(dict.fromkeys(run.budget for run in runs if run.spec.task == task)) for task in tasks}
-    cells = {(run.spec.task, run.budget, run.spec.n_envs): CellScores(len(seeds[run.spec.task])) for run in runs}
+    budgets = {task: list(dict.fromkeys(budget_of(run.spec) for run in runs if run.spec.task == task)) for task in tasks}
+    cells = {(run.spec.task, budget_of(run.spec), run.spec.n_envs): CellScores(len(seeds[run.spec.task])) for run in runs}
     final: dict[tuple[str, int, int], list[float]] = {}  # per seed: mean final evaluation return
     training: dict[tuple[str, int, int], list[float]] = {}  # per seed: mean training return over the run
-    for run in runs:
-        path = run.path(root)
-        if path.exists():
-            record = json.loads(path.read_text())
-            key = (run.spec.task, run.budget, run.spec.n_envs)
-            cells[key].add(record)
-            final.setdefault(key, []).append(float(np.mean(record["eval"]["returns"])))
-            with np.errstate(all="ignore"):
-                training.setdefault(key, []).append(float(np.nanmean(filled_curve(record)[1])))
+    for run, record in records.items():
+        key = (run.spec.task, budget_of(run.spec), run.spec.n_envs)
+        cells[key].add(record)
+        final.setdefault(key, []).append(float(np.mean(record["eval"]["returns"])))
+        with np.errstate(all="ignore"):
+            training.setdefault(key, []).append(float(np.nanmean(filled_curve(record)[1])))
 
-    out = root / "groupsize" / profile
-    out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(2, len(tasks), figsize=(5.5 * len(tasks), 7.5), squeeze=False)
     sections, findings = [], []
     for col, task in enumerate(tasks):
-        env_id = common.TASKS[task].env_id
+        env_id = TASKS[task].env_id
         n_steps = settings.n_steps[task]
         header = ["envs (group size)", *(f"budget {b:,} steps" for b in budgets[task])]
         rows = []
@@ -224,12 +173,12 @@ def report(profile: str, runs: Sequence[BudgetRun], sizes: Sequence[int], root: 
     plt.close(fig)
 
     done = sum(cell.runs for cell in cells.values())
-    rollouts = ", ".join(f"{common.TASKS[t].env_id} {settings.n_steps[t]} steps per env per rollout" for t in tasks)
-    body = f"""Command: `{command_line()}` (runs: `python benchmarks/groupsize.py run --profile {profile}`).
-Machine: {machine()}, one torch thread per run.
+    rollouts = ", ".join(f"{TASKS[t].env_id} {settings.n_steps[t]} steps per env per rollout" for t in tasks)
+    return f"""Command: `{args.command_line}` (runs: `python -m benchmarks.groupsize run --profile {profile}`).
+Machine: {machines(records.values())}, one torch thread per run.
 GPG, time binning, window collection, the learning benchmark's hyperparameters (`{profile}` profile: {rollouts});
 the learning rate schedule spans each run. At budget `B`, `N` envs get `B / (N * n_steps)` iterations.
-Seeds: {"; ".join(f"{common.TASKS[t].env_id} {', '.join(map(str, seeds[t]))}" for t in tasks)}; {done} of {
+Seeds: {"; ".join(f"{TASKS[t].env_id} {', '.join(map(str, seeds[t]))}" for t in tasks)}; {done} of {
         sum(cell.expected for cell in cells.values())
     } runs finished.
 
@@ -246,35 +195,17 @@ iterations, i.e. over its env steps: how fast it learned within the budget); the
 
 {chr(10).join(findings)}
 """
-    body = with_notes(body, out)
-    (out / "groupsize.md").write_text(body)
-    replace_section(results_md, SECTION, body, INTRO)
-    print(body)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    def budgets_argument(command: argparse.ArgumentParser, name: str) -> None:
-        defaults = "; ".join(f"{task} {' '.join(map(str, values))}" for task, values in BUDGETS.items())
-        command.add_argument("--budgets", type=int, nargs="+",
-                             help=f"env-step budgets for every task (default per task: {defaults})")  # fmt: skip
+def arguments(command: argparse.ArgumentParser, name: str) -> None:
+    defaults = "; ".join(f"{task} {' '.join(map(str, values))}" for task, values in BUDGETS.items())
+    command.add_argument("--budgets", type=int, nargs="+",
+                         help=f"env-step budgets for every task (default per task: {defaults})")  # fmt: skip
 
-    helps = {"plan": "list the missing runs", "run": "run the missing runs",
-             "report": "write the table, the plot and the RESULTS.md section"}  # fmt: skip
-    parser = sweep_parser(__doc__, helps, list(BUDGETS), GROUP_SIZES, SECTION, budgets_argument)
-    args = parse_sweep_args(parser, argv)
-    budgets = {task: args.budgets or BUDGETS.get(task, ()) for task in args.tasks}
-    for task, values in budgets.items():
-        if not values:
-            raise SystemExit(f"No default budget for task {task!r} (defaults: {', '.join(BUDGETS)}); pass --budgets.")
-    seeds = {task: args.seeds or SEEDS.get(task, PROFILES[args.profile].seeds) for task in args.tasks}
-    runs = budget_runs(args.profile, args.tasks, args.envs, seeds, budgets)
-    if args.command == "plan":
-        plan(runs, args.out)
-    elif args.command == "run":
-        sys.exit(1 if run_sweep(runs, args.workers, args.out, runner=run_budget) else 0)
-    else:
-        report(args.profile, runs, args.envs, args.out, args.results_md)
 
+SUITE = cli.Suite(name="groupsize", doc=__doc__, section="Group size at a fixed budget", plan=plan, runner=run_budget,
+                  report=report, tasks=tuple(BUDGETS), sizes=GROUP_SIZES, arguments=arguments,
+                  estimate=estimate_minutes)  # fmt: skip
 
 if __name__ == "__main__":
-    main()
+    cli.main(SUITE)

@@ -3,7 +3,7 @@
 Tasks: CartPole-v1, CliffWalking-v1 (with a 200-step TimeLimit: it has none by default), LunarLander-v3 and
 HalfCheetah-v5, each at 1, 4, 16, 32 and 128 parallel envs, 200 iterations (rollout + update) per run, so a run
 takes ``200 * n_envs * n_steps`` env steps. One hyperparameter set per task from the paper's sources, shared by
-both algorithms (``common.TASKS``); PPO also gets its critic (``gae_lambda`` of the source, ``vf_coef`` 0.5).
+both algorithms (``harness.TASKS``); PPO also gets its critic (``gae_lambda`` of the source, ``vf_coef`` 0.5).
 Evaluation: the final policy, deterministic, on 5 episodes per training seed, each on a fresh env with its own
 seed (VecNormalize statistics of training, frozen).
 
@@ -13,18 +13,19 @@ Profiles (``--profile``):
   (LunarLander) and 2048 (HalfCheetah) steps per env; 1-128 envs. Needs a bigger machine (HalfCheetah at 128 envs
   alone is 52M env steps per run).
 - ``reduced``: sized for a 2-core machine from measured throughput (``throughput`` below): ~6 CPU hours with the
-  ablation, ~3 h with 2 workers. Changes: 2 seeds (0, 1) instead of 4; LunarLander rollouts of 256 steps per env
-  instead of 1024 and HalfCheetah 256 instead of 2048 (4x and 8x fewer env steps per iteration; the minibatch rule
-  and every other hyperparameter unchanged); LunarLander at 1-32 envs (128 would add 2.3 CPU hours), HalfCheetah at
-  1-16 (32 and 128 would add ~10). Unchanged: 200 iterations, 5 eval episodes per seed, CartPole and CliffWalking
-  entirely (128 steps, all of 1-128 envs).
-- ``smoke``: a one-minute check of the harness.
+  binning ablation (``benchmarks.ablation``), ~3 h with 2 workers. Changes: 2 seeds (0, 1) instead of 4; LunarLander
+  rollouts of 256 steps per env instead of 1024 and HalfCheetah 256 instead of 2048 (4x and 8x fewer env steps per
+  iteration; the minibatch rule and every other hyperparameter unchanged); LunarLander at 1-32 envs (128 would add
+  2.3 CPU hours), HalfCheetah at 1-16 (32 and 128 would add ~10). Unchanged: 200 iterations, 5 eval episodes per
+  seed, CartPole and CliffWalking entirely (128 steps, all of 1-128 envs).
+- ``smoke``: a one-minute check of the harness (its report never replaces the RESULTS.md section).
 
 Usage (from the repository root)::
 
-    python benchmarks/learning.py throughput --profile reduced         # time each task; predict the sweep
-    python benchmarks/learning.py run --profile reduced --workers 1 --with-ablation
-    python benchmarks/learning.py report --profile reduced            # tables, plots, RESULTS.md section
+    python -m benchmarks.learning throughput --profile reduced   # time each task; predict the sweep
+    python -m benchmarks.learning plan --profile reduced         # the runs, which are missing, their duration
+    python -m benchmarks.learning run --profile reduced --workers 1
+    python -m benchmarks.learning report --profile reduced       # tables, plots, RESULTS.md section
 
 Runs are ordered seed by seed, then env count, then task, GPG then PPO, so an interrupted sweep holds paired
 GPG/PPO results for every cell of the first seed. Each finished run writes
@@ -34,35 +35,17 @@ GPG/PPO results for every cell of the first seed. Each finished run writes
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ablation import GROUP_SIZES, INTRO, ablation_specs
-from common import (
-    ALGOS,
-    PROFILES,
-    RESULTS,
-    TASKS,
-    CellScores,
-    RunSpec,
-    build_model,
-    check_choice,
-    command_line,
-    filled_curve,
-    load_results,
-    machine,
-    markdown_table,
-    replace_section,
-    run_sweep,
-    with_notes,
-)
+from benchmarks import cli
+from benchmarks.harness import ALGOS, PROFILES, TASKS, RunSpec, build_model, check_choice, estimate_minutes, run_one
+from benchmarks.harness import throughput_file as throughput_path
+from benchmarks.report import CellScores, filled_curve, machine, machines, markdown_table
+from benchmarks.sweep import Run
 
 # Paper Table 1: reward after 200 iterations, mean ± std over 4 training seeds x 5 eval seeds. CartPole at 1-16
 # envs is unreadable in the source text.
@@ -78,63 +61,55 @@ for _task, _column in {
 }.items():  # fmt: skip
     for _i, _value in enumerate(_column):
         PAPER_TABLE_1[_task, (1, 4, 16, 32, 128)[_i // 2], ALGOS[_i % 2]] = _value or "unreadable"
-TASK_TITLES = {"cartpole": "CartPole", "cliffwalking": "CliffWalking", "lunarlander": "LunarLander",
-               "halfcheetah": "HalfCheetah"}  # fmt: skip
 
 
-def learning_specs(profile: str, tasks: Sequence[str], algos: Sequence[str], envs: Sequence[int] | None,
-                   seeds: Sequence[int], with_ablation: bool = False) -> list[RunSpec]:  # fmt: skip
-    """The sweep's runs in round-robin order: seed, env count, task, algorithm. With ``with_ablation`` the binning
-    ablation's runs for a seed and group size follow that env count's learning runs."""
-    settings = PROFILES[profile]
-    counts = sorted(n for n in {n for task in tasks for n in settings.env_counts[task]} if not envs or n in envs)
-    specs = []
-    for seed in seeds:
-        for n_envs in counts:
-            specs += [RunSpec(task, algo, n_envs, seed, profile) for task in tasks if n_envs in settings.env_counts[task]
-                      for algo in algos]  # fmt: skip
-            if with_ablation and n_envs in GROUP_SIZES:
-                specs += ablation_specs(profile, [seed], [n_envs])
-    return specs
+def plan(args: argparse.Namespace) -> list[Run]:
+    """The sweep's runs in round-robin order: seed, env count, task, algorithm."""
+    for algo in args.algos:
+        check_choice("algo", algo, ALGOS)
+    settings = PROFILES[args.profile]
+    counts = sorted(
+        n for n in {n for task in args.tasks for n in settings.env_counts[task]} if not args.envs or n in args.envs
+    )
+    specs = [
+        RunSpec(task, algo, n_envs, seed, args.profile)
+        for seed in args.seeds or settings.seeds
+        for n_envs in counts
+        for task in args.tasks
+        if n_envs in settings.env_counts[task]
+        for algo in args.algos
+    ]
+    return [Run(spec, spec.result_file) for spec in specs]
 
 
-def throughput(profile: str, tasks: Sequence[str], algos: Sequence[str], envs: Sequence[int] | None,
-               iterations: int, with_ablation: bool, out: Path) -> None:  # fmt: skip
+def throughput(args: argparse.Namespace) -> None:
     """Time a few iterations of each (task, algo, env count) in this process and predict the sweep's duration."""
-    settings = PROFILES[profile]
+    settings = PROFILES[args.profile]
     rows, total = [], 0.0
-    per_run: dict[tuple[str, str, int], float] = {}
-    for task in tasks:
+    for task in args.tasks:
         for n_envs in settings.env_counts[task]:
-            if envs and n_envs not in envs:
+            if args.envs and n_envs not in args.envs:
                 continue
-            for algo in algos:
-                model = build_model(RunSpec(task, algo, n_envs, 0, profile))
+            for algo in args.algos:
+                model = build_model(RunSpec(task, algo, n_envs, 0, args.profile))
                 steps = n_envs * model.n_steps
                 model.learn(steps)  # warm-up: first reset, allocations
                 start = time.perf_counter()
-                model.learn(iterations * steps, reset_num_timesteps=False)
-                seconds = (time.perf_counter() - start) / iterations
-                per_run[task, algo, n_envs] = seconds * settings.iterations
-                total += per_run[task, algo, n_envs] * len(settings.seeds)
-                rows.append([TASK_TITLES[task], n_envs, algo.upper(), model.n_steps, f"{steps / seconds:,.0f}",
-                             f"{seconds:.3f}", f"{per_run[task, algo, n_envs] / 60:.1f}"])  # fmt: skip
+                model.learn(args.iterations * steps, reset_num_timesteps=False)
+                seconds = (time.perf_counter() - start) / args.iterations
+                per_run = seconds * settings.iterations
+                total += per_run * len(settings.seeds)
+                rows.append([TASKS[task].title, n_envs, algo.upper(), model.n_steps, f"{steps / seconds:,.0f}",
+                             f"{seconds:.3f}", f"{per_run / 60:.1f}"])  # fmt: skip
                 print(rows[-1], flush=True)
                 model.get_env().close()
-    ablation = 0.0
-    if with_ablation and "lunarlander" in tasks and "gpg" in algos:
-        # Every ablation configuration is costed as GPG with time binning (space binnings cost about the same;
-        # complete-episode collection costs more, up to one extra episode per env and iteration).
-        extra_configs = len(ablation_specs(profile, [0], [GROUP_SIZES[0]])) - 1
-        ablation = sum(per_run.get(("lunarlander", "gpg", n), 0.0) for n in GROUP_SIZES) * extra_configs
-        ablation *= len(settings.seeds)
     table = markdown_table(["task", "envs", "algo", "n_steps", "env steps/s", "s/iteration", "min per run"], rows)
     text = (
-        f"Command: `{command_line()}`\nMachine: {machine()}, one torch thread.\n\n{table}\n"
-        f"Predicted {profile} sweep: learning {total / 3600:.1f} CPU hours, ablation {ablation / 3600:.1f} CPU hours; "
-        f"together {(total + ablation) / 3600:.1f} h with 1 worker, {(total + ablation) / 7200:.1f} h with 2.\n"
+        f"Command: `{args.command_line}`\nMachine: {machine()}, one torch thread.\n\n{table}\n"
+        f"Predicted {args.profile} learning sweep: {total / 3600:.1f} CPU hours with 1 worker, {total / 7200:.1f} h with "
+        "2. The `plan` command of every sweep estimates its runs from this table.\n"
     )
-    path = out / "learning" / profile / "throughput.md"
+    path = throughput_path(args.out, args.profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     print(text)
@@ -183,13 +158,13 @@ def plot_curves(profile: str, task: str, records: dict[RunSpec, dict], out: Path
     return paths
 
 
-def report(profile: str, tasks: Sequence[str], root: Path, results_md: Path) -> None:
-    """Table 1 next to the paper's, learning-curve plots, and the RESULTS.md section."""
+def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) -> str:
+    """Table 1 next to the paper's, learning-curve plots and the text of the RESULTS.md section."""
+    profile, tasks, out = args.profile, args.tasks, args.folder
     settings = PROFILES[profile]
-    results = {s: r for s, r in load_results(root).items() if s.profile == profile and s.variant == "default"}
-    out = root / "learning" / profile
-    out.mkdir(parents=True, exist_ok=True)
-    expected = len(settings.seeds)
+    results = {run.spec: record for run, record in records.items()}
+    seeds = args.seeds or settings.seeds
+    expected = len(seeds)
     counts = sorted({n for task in tasks for n in settings.env_counts[task]})
     rows = []
     for n_envs in counts:
@@ -201,19 +176,18 @@ def report(profile: str, tasks: Sequence[str], root: Path, results_md: Path) -> 
                     continue
                 cell = CellScores(expected)
                 for spec, record in results.items():
-                    if (spec.task, spec.algo, spec.n_envs) == (task, algo, n_envs) and spec.seed in settings.seeds:
+                    if (spec.task, spec.algo, spec.n_envs) == (task, algo, n_envs):
                         cell.add(record)
                 row += [cell.text(), PAPER_TABLE_1[task, n_envs, algo]]
             rows.append(row)
     header = ["envs", "algo"]
     for task in tasks:
-        header += [f"{TASK_TITLES[task]} (ours)", f"{TASK_TITLES[task]} (paper)"]
+        header += [f"{TASKS[task].title} (ours)", f"{TASKS[task].title} (paper)"]
     table = markdown_table(header, rows)
 
     plots = []
     for task in tasks:
-        records = {s: r for s, r in results.items() if s.task == task}
-        plots += plot_curves(profile, task, records, out)
+        plots += plot_curves(profile, task, {s: r for s, r in results.items() if s.task == task}, out)
     plot_links = "\n".join(f"- {p.stem.replace('_', ' ')}: [{p.name}](results/learning/{profile}/{p.name})" for p in plots)
 
     settings_rows = []
@@ -228,17 +202,16 @@ def report(profile: str, tasks: Sequence[str], root: Path, results_md: Path) -> 
         ])  # fmt: skip
     hyper = markdown_table(["task", "source", "n_steps", "learning rate", "gamma", "epochs", "batch size per env count",
                             "entropy", "PPO gae_lambda", "VecNormalize", "wrapper"], settings_rows)  # fmt: skip
-    runs_done = sum(1 for s in results if s.task in tasks and s.seed in settings.seeds)
     runs_total = sum(len(settings.env_counts[t]) for t in tasks) * len(ALGOS) * expected
     steps_per_s = {}
     for spec, record in results.items():
         steps_per_s.setdefault((spec.task, spec.algo), []).append(record["steps_per_second"])
-    speed = ", ".join(f"{TASK_TITLES[t]} {a.upper()} {np.median(v):,.0f}" for (t, a), v in sorted(steps_per_s.items()))
-    throughput_file = out / "throughput.md"
+    speed = ", ".join(f"{TASKS[t].title} {a.upper()} {np.median(v):,.0f}" for (t, a), v in sorted(steps_per_s.items()))
+    throughput_file = throughput_path(args.out, profile)
     throughput_text = throughput_file.read_text().strip() if throughput_file.exists() else "not measured"
-    body = f"""Command: `{command_line()}` (runs: `python benchmarks/learning.py run --profile {profile} --with-ablation`).
-Machine: {machine()}, one torch thread per run, shared with other work (timings are noisy).
-Profile `{profile}`: {settings.description}. {runs_done} of {runs_total} runs finished.
+    return f"""Command: `{args.command_line}` (runs: `python -m benchmarks.learning run --profile {profile}`).
+Machine: {machines(records.values())}, one torch thread per run, shared with other work (timings are noisy).
+Profile `{profile}`: {settings.description}. {len(results)} of {runs_total} runs finished.
 
 Cells: final deterministic evaluation return after {settings.iterations} iterations, mean ± std over
 {expected} training seeds x {settings.eval_episodes} evaluation episodes, and the interquartile mean with its 95%
@@ -265,50 +238,18 @@ Throughput measured before the sweep, which sized the reduced profile
 
 {throughput_text}
 """
-    body = with_notes(body, out)
-    (out / "learning.md").write_text(body)
-    replace_section(results_md, "Learning benchmark", body, INTRO)
-    print(body)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    helps = {"run": "run the sweep's missing runs", "report": "write the table, the plots and the RESULTS.md section",
-             "throughput": "time a few iterations per task and predict the sweep's duration"}  # fmt: skip
-    for name, text in helps.items():
-        command = sub.add_parser(name, help=text, description=text)
-        command.add_argument("--profile", default="reduced", help=f"protocol: {', '.join(PROFILES)} (default reduced)")
-        command.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"tasks (default all: {', '.join(TASKS)})")
-        command.add_argument("--out", type=Path, default=RESULTS, help="results root (default benchmarks/results)")
-        if name in ("run", "throughput"):
-            command.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms (default gpg ppo)")
-            command.add_argument("--envs", type=int, nargs="+", help="env counts (default: the profile's per task)")
-            command.add_argument("--with-ablation", action="store_true",
-                                 help="also run the binning ablation (ablation.py) after each of its group sizes")  # fmt: skip
-        if name == "run":
-            command.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: the profile's)")
-            command.add_argument("--workers", type=int, default=1, help="parallel run processes (default 1)")
-        if name == "throughput":
-            command.add_argument("--iterations", type=int, default=2, help="timed iterations per setting (default 2)")
-        if name == "report":
-            command.add_argument("--results-md", type=Path, default=RESULTS.parent / "RESULTS.md",
-                                 help="markdown file whose 'Learning benchmark' section is rewritten")  # fmt: skip
-    args = parser.parse_args(argv)
-    check_choice("profile", args.profile, PROFILES)
-    for task in args.tasks:
-        check_choice("task", task, TASKS)
-    for algo in getattr(args, "algos", ()):
-        check_choice("algo", algo, ALGOS)
-    if args.command == "run":
-        specs = learning_specs(args.profile, args.tasks, args.algos, args.envs,
-                               args.seeds or PROFILES[args.profile].seeds, args.with_ablation)  # fmt: skip
-        sys.exit(1 if run_sweep(specs, args.workers, args.out) else 0)
-    elif args.command == "throughput":
-        throughput(args.profile, args.tasks, args.algos, args.envs, args.iterations, args.with_ablation, args.out)
-    else:
-        report(args.profile, args.tasks, args.out, args.results_md)
+def arguments(command: argparse.ArgumentParser, name: str) -> None:
+    command.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms (default gpg ppo)")
+    if name == "throughput":
+        command.add_argument("--iterations", type=int, default=2, help="timed iterations per setting (default 2)")
 
+
+SUITE = cli.Suite(name="learning", doc=__doc__, section="Learning benchmark", plan=plan, runner=run_one, report=report,
+                  tasks=tuple(TASKS), arguments=arguments, estimate=estimate_minutes,
+                  commands={"throughput": ("time a few iterations per setting and predict the sweep's duration",
+                                           throughput)})  # fmt: skip
 
 if __name__ == "__main__":
-    main()
+    cli.main(SUITE)

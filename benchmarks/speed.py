@@ -14,6 +14,8 @@ Sub-commands (each prints a markdown table and writes it, with the command, unde
   large env count, for each env backend.
 - ``large``: end to end at a large env count: GPG on a batched backend against PPO on ``DummyVecEnv``.
 
+Usage (from the repository root): ``python -m benchmarks.speed <sub-command> [flags]``.
+
 Every sub-command pins torch to one thread (``--threads``): small MLPs run fastest so, and it keeps the
 measurement from fighting other processes for cores.
 """
@@ -35,12 +37,10 @@ from typing import Any
 import numpy as np
 import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine as machine_name
-from common import markdown_table as markdown
-
-RESULTS = Path(__file__).resolve().parent / "results" / "speed"
-ALGOS = ("gpg", "ppo")
+from benchmarks.harness import ALGOS
+from benchmarks.report import RESULTS
+from benchmarks.report import machine as machine_name
+from benchmarks.report import markdown_table as markdown
 
 
 def machine() -> str:
@@ -68,7 +68,7 @@ def iterations(model, n: int) -> float:
 
 def write(out: Path, name: str, title: str, table: str, note: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    command = "python " + " ".join(shlex.quote(a) for a in [f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    command = shlex.join(["python", "-m", "benchmarks.speed", *sys.argv[1:]])
     text = f"### {title}\n\n`{command}`\n\nMachine: {machine()}.\n\n{table}\n{note}\n"
     (out / f"{name}.md").write_text(text)
     print(text)
@@ -268,7 +268,9 @@ def estimator(args: argparse.Namespace) -> None:
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 keys = binning(observations.reshape(n_envs * n_steps, n_dims), times.reshape(-1))
-                group_advantages(rewards, starts, keys.reshape(n_steps, n_envs, -1), 0.99, binning.keys_include_time)
+                group_advantages(
+                    rewards, starts, keys.reshape(n_steps, n_envs, -1), 0.99, keys_include_time=binning.keys_include_time
+                )
                 best = min(best, time.perf_counter() - start)
             points[name].append((n_envs * n_steps, best))
             row.append(f"{best * 1e3:,.1f} ms ({best / (n_envs * n_steps) * 1e9:.0f} ns/step)")
@@ -397,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default="dummy", help="env backend of `breakdown` and GPG's in `large`")
     parser.add_argument("--backends", nargs="+", default=["dummy", "gymnasium", "envpool"], help="backends of `rollout`")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the markdown tables and plots")
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed", help="folder of the markdown tables and plots")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
     globals()[args.command](args)

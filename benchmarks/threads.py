@@ -2,7 +2,7 @@
 
 A second process spins on one core for the whole measurement (as a test worker or another run would).
 
-    python benchmarks/threads.py
+    python -m benchmarks.threads
 """
 
 from __future__ import annotations
