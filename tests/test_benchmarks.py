@@ -1,0 +1,179 @@
+"""The benchmark harness keeps its result files trustworthy: a broken file is named and its run done again, a smoke
+report never replaces a published section, a killed sweep leaves no worker behind, and a locked run is not run twice.
+
+The suites are driven through their command line in a subprocess (``python -m benchmarks.<suite>``), the smoke
+profile keeping each run to a second or two.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.harness import RunSpec
+from benchmarks.sweep import BrokenResult, Run, read_result
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SMOKE_RUN = ["--profile", "smoke", "--tasks", "cartpole", "--algos", "gpg", "--envs", "1", "--seeds", "0"]
+SMOKE_FILE = Path("learning/smoke/cartpole/gpg_n1_s0.json")  # the result file of SMOKE_RUN
+
+
+def suite(name: str, *arguments: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *arguments],
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=300, **kwargs,
+    )  # fmt: skip
+
+
+def published_record() -> tuple[Run, dict]:
+    """A finished run of the published reduced-profile results and its record."""
+    run = Run(RunSpec("cartpole", "gpg", 1, 0, "reduced"), "learning/reduced/cartpole/gpg_n1_s0.json")
+    return run, json.loads(run.path(REPOSITORY / "benchmarks" / "results").read_text())
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("", "not valid JSON (empty file)"),
+        ('{"spec": {"task": "cartpole", "algo"', "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ("nan-return", "not all finite"),
+        ("other-run", "holds the run"),
+        ("no-eval", "no 'eval'"),
+        ("short-curve", "iterations"),
+    ],
+)
+def test_a_broken_result_file_is_named_with_its_fault(tmp_path, content, reason):
+    run, record = published_record()
+    if content == "nan-return":
+        record["eval"]["returns"][2] = math.nan
+    elif content == "other-run":
+        record["spec"]["seed"] = 1
+    elif content == "no-eval":
+        del record["eval"]
+    elif content == "short-curve":
+        record["curve"]["timesteps"].pop()
+    path = run.path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record) if content in ("nan-return", "other-run", "no-eval", "short-curve") else content)
+    with pytest.raises(BrokenResult, match=re.escape(reason)) as error:
+        read_result(run, tmp_path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["learning", "ablation", "variants", "groupsize"])
+def test_published_result_files_all_load(name):
+    # Records written before run specs carried GPG options and iterations (variants, groupsize) load as they are.
+    result = suite(name, "plan", "--profile", "reduced")
+    assert result.returncode == 0, result.stderr
+    assert "broken" not in result.stdout, result.stdout
+    assert "warning" not in result.stderr, result.stderr
+
+
+def test_a_truncated_result_file_is_set_aside_and_run_again(tmp_path):
+    path = tmp_path / SMOKE_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text('{"spec": {"task": "cartpole", "algo": "gpg", "n_e')  # a write cut short
+    result = suite("learning", "run", *SMOKE_RUN, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert str(path) in result.stderr
+    record = json.loads(path.read_text())
+    assert len(record["eval"]["returns"]) == 2  # the smoke profile's evaluation episodes
+    assert path.with_name(path.name + ".broken").read_text().startswith('{"spec": {"task": "cartpole"')
+
+
+def test_a_report_names_a_broken_result_file(tmp_path):
+    path = tmp_path / "results" / SMOKE_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    result = suite("learning", "report", "--profile", "smoke", "--tasks", "cartpole", "--out", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    assert str(path) in result.stderr
+    assert "pending (0/1 runs)" in (tmp_path / "results" / "learning" / "smoke" / "learning.md").read_text()
+
+
+def test_a_smoke_report_leaves_results_md_untouched(tmp_path):
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text("# Benchmark results\n\n## Learning benchmark\n\nthe published reduced-profile section\n")
+    before = results_md.read_bytes()
+    result = suite("learning", "report", "--profile", "smoke", "--tasks", "cartpole", "--out", str(tmp_path / "results"),
+                   "--results-md", str(results_md))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert results_md.read_bytes() == before
+    assert "Profile `smoke`" in (tmp_path / "results" / "learning" / "smoke" / "learning.md").read_text()
+
+
+def test_a_locked_run_is_left_to_the_sweep_that_holds_it(tmp_path):
+    lock = tmp_path / SMOKE_FILE.with_name(SMOKE_FILE.name + ".lock")
+    lock.parent.mkdir(parents=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a sweep that is running this run holds it
+        result = suite("learning", "run", *SMOKE_RUN, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "another sweep is running it" in result.stdout + result.stderr
+    assert not (tmp_path / SMOKE_FILE).exists()
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the sweep's worker through /proc")
+def test_killing_a_sweep_ends_its_worker(tmp_path):
+    # A reduced-profile run trains for several seconds: long enough to kill its sweep while it trains.
+    log = (tmp_path / "sweep.log").open("w")
+    arguments = ["--profile", "reduced", "--tasks", "cartpole", "--algos", "gpg", "--envs", "1", "--seeds", "0"]
+    sweep = subprocess.Popen([sys.executable, "-m", "benchmarks.learning", "run", *arguments, "--out", str(tmp_path)],
+                             cwd=REPOSITORY, stdout=log, stderr=log)  # fmt: skip
+    result = tmp_path / "learning" / "reduced" / "cartpole" / "gpg_n1_s0.json"
+    workers: list[int] = []
+    try:
+        # The run's progress bar shows once its model is built and training starts.
+        assert _wait(lambda: "cartpole/gpg/default/n1/s0" in (tmp_path / "sweep.log").read_text(), 120)
+        workers = [pid for pid in _children(sweep.pid) if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1, workers
+        os.kill(sweep.pid, signal.SIGKILL)
+        sweep.wait()
+        assert _wait(lambda: not _alive(workers[0]), 120), "the worker outlived its sweep"
+        assert not result.exists()
+    finally:
+        sweep.kill()
+        log.close()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
