@@ -386,9 +386,37 @@ def large(args: argparse.Namespace) -> None:
     )
 
 
+def learner(args: argparse.Namespace) -> None:
+    """GPG's learner on the CPU against the GPU, on a batched backend: iteration time split into its parts."""
+    rows = []
+    for env_id in args.envs:
+        for n_envs in args.n_envs:
+            for device in args.devices:
+                model = make_model("gpg", env_id, n_envs, args.n_steps, backend=args.backend, device=device)
+                iterations(model, 1)  # warm-up: first reset, allocations, CUDA kernels
+                totals = instrument(model)
+                wall = iterations(model, args.iterations) / args.iterations
+                steps = n_envs * args.n_steps
+                parts = [totals[name] / args.iterations for name in ("env stepping", "policy forward (rollout)",
+                                                                      "advantage estimation", "update (train)")]  # fmt: skip
+                rows.append(
+                    [env_id, n_envs, device, f"{steps / wall:,.0f}", f"{wall * 1e3:,.0f}"] + [f"{t * 1e3:,.0f}" for t in parts]
+                )
+                print(rows[-1], flush=True)
+                model.env.close()
+    header = ["task", "envs", "learner", "env steps/s", "iteration (ms)", "env stepping", "policy forward", "advantages",
+              "update"]  # fmt: skip
+    note = (
+        f"\nn_steps={args.n_steps}, 4 minibatches, 4 epochs, 64-64 tanh actor; {args.backend} backend; mean of "
+        f"{args.iterations} iterations after one warm-up; torch threads {th.get_num_threads()}. Times in ms per iteration.\n"
+    )
+    write(args.out, f"learner_{args.backend}", f"GPG's learner on {' vs '.join(args.devices)} ({args.backend} backend)",
+          markdown(header, rows), note)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("throughput", "memory", "breakdown", "estimator", "rollout", "large"))
+    parser.add_argument("command", choices=("throughput", "memory", "breakdown", "estimator", "rollout", "large", "learner"))
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "LunarLander-v3"], help="gymnasium env ids")
     parser.add_argument("--n-envs", nargs="+", type=int, default=[16, 128], help="parallel env counts")
     parser.add_argument("--large-envs", type=int, default=1024, help="env count of `rollout` and `large`")
@@ -399,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default="dummy", help="env backend of `breakdown` and GPG's in `large`")
     parser.add_argument("--backends", nargs="+", default=["dummy", "gymnasium", "envpool"], help="backends of `rollout`")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="torch devices of `learner`")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed", help="folder of the markdown tables and plots")
     args = parser.parse_args(argv)
     th.set_num_threads(args.threads)
