@@ -306,7 +306,9 @@ def hyperparameters(spec: RunSpec) -> dict[str, Any]:
     if spec.algo == "ppo":
         params.update(gae_lambda=task.gae_lambda, vf_coef=0.5)
     else:
-        params.update(binning=spec.binning, bin_size=spec.bin_size, collection=spec.collection, **dict(spec.options))
+        params.update(binning=spec.binning, collection=spec.collection, **dict(spec.options))
+        if spec.binning in ("space", "space_time"):  # the other binnings have no cells (and warn about a bin_size)
+            params["bin_size"] = spec.bin_size
     return params
 
 
