@@ -22,11 +22,10 @@ import importlib
 import importlib.util
 import runpy
 import sys
-import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from sb3_gpg.vec_env import VEC_ENV_BACKENDS
+from sb3_gpg.arguments import ArgumentError
 
 PROG = "sb3-gpg"
 
@@ -39,12 +38,19 @@ COMMANDS: dict[str, str] = {
     "all_plots": "plot and compare the evaluations of several algorithms/folders (rl_zoo3 all_plots)",
     "plot_from_file": "plot results saved by all_plots (rl_zoo3 plot_from_file)",
 }
+#: Flags of ``train`` beyond the Zoo's (``train -h`` shows the Zoo's only).
+TRAIN_FLAGS: dict[str, str] = {
+    "--vec-env BACKEND": "dummy or subproc (the Zoo's), or a batched backend: gymnasium, envpool",
+    "--heartbeat-interval S": "-optimize with a database --storage: seconds between two heartbeats of a trial",
+    "--grace-period S": "seconds without a heartbeat after which a trial's worker counts as dead",
+    "--max-retry N": "how many times a dead worker's trial is queued again",
+}
 # Commands whose --env names a gymnasium env, checked before the Zoo starts.
 _ENV_COMMANDS = ("train", "enjoy", "record_video")
 
 
 def _usage() -> str:
-    width = max(map(len, COMMANDS))
+    width, flag_width = max(map(len, COMMANDS)), max(map(len, TRAIN_FLAGS))
     lines = [
         f"usage: {PROG} COMMAND [ARGS...]",
         "",
@@ -53,6 +59,9 @@ def _usage() -> str:
         "",
         "commands:",
         *(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()),
+        "",
+        "train also takes:",
+        *(f"  {flag:<{flag_width}}  {text}" for flag, text in TRAIN_FLAGS.items()),
     ]
     return "\n".join(lines)
 
@@ -85,63 +94,44 @@ def _train() -> None:
     import rl_zoo3.train
 
     from sb3_gpg import zoo
+    from sb3_gpg.zoo.manager import ZOO_BACKENDS
 
-    # The Zoo's parser knows --vec-env dummy|subproc only: a batched backend is taken out of the arguments
-    # and handed to the experiment manager, which builds the envs with it.
-    parser = argparse.ArgumentParser(add_help=False)
+    # Flags that the Zoo's parser does not know (its --vec-env knows dummy|subproc only): taken out of the arguments
+    # and handed to the experiment manager; --vec-env dummy|subproc goes back to the Zoo, which builds those envs.
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--vec-env", default="dummy")
-    known, _ = parser.parse_known_args(sys.argv[1:])
+    parser.add_argument("--heartbeat-interval", type=int, default=zoo.Heartbeat.interval)
+    parser.add_argument("--grace-period", type=int, default=zoo.Heartbeat.grace_period)
+    parser.add_argument("--max-retry", type=int, default=zoo.Heartbeat.max_retry)
+    known, zoo_args = parser.parse_known_args(sys.argv[1:])
+    try:
+        heartbeat = zoo.Heartbeat(known.heartbeat_interval, known.grace_period, known.max_retry)
+    except ArgumentError as error:
+        raise zoo.ZooConfigError(f"--{error.argument.replace('_', '-')}: {error}") from error
     backend = known.vec_env
-    if backend not in ("dummy", "subproc"):
-        if backend not in VEC_ENV_BACKENDS:
-            raise zoo.ZooConfigError(f"Unknown --vec-env {backend!r}: valid backends are {', '.join(VEC_ENV_BACKENDS)}.")
-        sys.argv = _without_option(sys.argv, "--vec-env")
+    sys.argv = [sys.argv[0], *zoo_args, *(["--vec-env", backend] if backend in ZOO_BACKENDS else [])]
     # The Zoo's train() builds its ExperimentManager by this module-level name; GPGExperimentManager only
-    # changes what concerns --algo gpg (default config, checks, n_envs tuning) and the batched backends.
-    manager = functools.partial(zoo.GPGExperimentManager, vec_env_backend=backend)
-    with zoo.replaced(rl_zoo3.train, "ExperimentManager", manager):
+    # changes what concerns --algo gpg (default config, checks, n_envs tuning), the batched backends and tuning.
+    manager = functools.partial(zoo.GPGExperimentManager, vec_env_backend=backend, heartbeat=heartbeat)
+    with _replaced(rl_zoo3.train, "ExperimentManager", manager):
         rl_zoo3.train.train()
 
 
-def _without_option(argv: list[str], option: str) -> list[str]:
-    """``argv`` without ``option VALUE`` (or ``option=VALUE``)."""
-    result, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == option:
-            skip = True
-        elif not arg.startswith(f"{option}="):
-            result.append(arg)
-    return result
-
-
-def _import_enjoy() -> Callable[[], None]:
+@contextlib.contextmanager
+def _replaced(module: object, name: str, value: object) -> Iterator[None]:
+    # Safe here: the command runs one Zoo script, in the main thread, once per process.
+    saved = getattr(module, name)
+    setattr(module, name, value)
     try:
-        from rl_zoo3.enjoy import enjoy
-    except ModuleNotFoundError as error:
-        # rl_zoo3.enjoy imports its Hugging Face Hub downloader, which imports `requests`, a package rl_zoo3
-        # does not declare. The downloader only serves the Zoo's `rl-trained-agents` folder, so a local model
-        # is enjoyed without it: put a downloader in its place that explains what is missing.
-        if error.name != "requests":
-            raise
-        sys.modules["rl_zoo3.load_from_hub"] = _hub_downloader_without_requests()
-        from rl_zoo3.enjoy import enjoy
-    return enjoy
-
-
-def _hub_downloader_without_requests() -> types.ModuleType:
-    module = types.ModuleType("rl_zoo3.load_from_hub", "Stand-in for rl_zoo3.load_from_hub, which needs `requests`.")
-
-    def download_from_hub(*args: object, **kwargs: object) -> None:
-        raise ImportError("Downloading a pretrained agent from the Hugging Face Hub needs `requests`: pip install requests")
-
-    module.download_from_hub = download_from_hub  # type: ignore[attr-defined]
-    return module
+        yield
+    finally:
+        setattr(module, name, saved)
 
 
 def _enjoy() -> None:
-    _import_enjoy()()
+    from rl_zoo3.enjoy import enjoy
+
+    enjoy()
 
 
 def _record_video() -> None:

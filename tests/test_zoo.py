@@ -5,21 +5,27 @@ Budgets are tiny (a few thousand CartPole steps): these tests check the plumbing
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
-import optuna
+import gymnasium as gym
 import pytest
 import yaml
 from gymnasium import spaces
-from stable_baselines3.common.env_util import make_vec_env
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_gpg import GPG, zoo
 from sb3_gpg.cli import main
+from sb3_gpg.vec_env import GymnasiumVecEnv
 
 REPO = Path(__file__).resolve().parent.parent
 # Subprocesses see this checkout (as PYTHONPATH users do), one torch thread each (tests share 2 cores).
@@ -153,7 +159,50 @@ def test_train_on_a_batched_vec_env_backend(tmp_path: Path, backend: str) -> Non
 def test_unknown_vec_env_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), "--vec-env", "jax"]
     assert main([*args, *TINY]) == 2
-    assert "Unknown --vec-env 'jax': valid backends are dummy, subproc, gymnasium, envpool" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--vec-env jax: Unknown backend='jax': valid backends are dummy, subproc, gymnasium, envpool." in error
+
+
+class GatedCartPole(CartPoleEnv):
+    """CartPole whose first instance, once ``gate`` is armed, waits in its constructor until ``gate.release`` is set."""
+
+    gate: ClassVar[SimpleNamespace | None] = None
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        gate, GatedCartPole.gate = GatedCartPole.gate, None
+        if gate is not None:
+            gate.inside.set()
+            assert gate.release.wait(timeout=60)
+
+
+def test_threads_build_envs_with_their_own_backends(tmp_path: Path) -> None:
+    """``-optimize --n-jobs 2`` runs trials in threads: while one thread builds a batched env, another thread's
+    manager still builds its own backend's env (the Zoo's module-level make_vec_env is not swapped per call)."""
+    gym.register("GatedCartPole-v0", entry_point=GatedCartPole, max_episode_steps=500)
+    GatedCartPole.gate = gate = SimpleNamespace(inside=threading.Event(), release=threading.Event())
+    batched = zoo.GPGExperimentManager(
+        argparse.Namespace(), "gpg", "GatedCartPole-v0", str(tmp_path), vec_env_backend="gymnasium"
+    )
+    dummy = zoo.GPGExperimentManager(argparse.Namespace(), "gpg", "CartPole-v1", str(tmp_path), vec_env_backend="dummy")
+    envs: dict[str, VecEnv] = {}
+    thread = threading.Thread(target=lambda: envs.setdefault("batched", batched.create_envs(2, no_log=True)))
+    try:
+        thread.start()
+        assert gate.inside.wait(timeout=60)  # the other thread is inside create_envs, building its batched env
+        envs["dummy"] = dummy.create_envs(3, no_log=True)
+    finally:
+        gate.release.set()
+        thread.join(timeout=60)
+        gym.envs.registry.pop("GatedCartPole-v0")
+    try:
+        assert isinstance(envs["dummy"], DummyVecEnv) and envs["dummy"].num_envs == 3
+        assert [env.spec.id for env in envs["dummy"].envs] == ["CartPole-v1"] * 3
+        assert isinstance(envs["batched"], GymnasiumVecEnv) and envs["batched"].num_envs == 2
+        assert envs["batched"].venv.spec.id == "GatedCartPole-v0"
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 def test_conf_file_wins_over_the_packaged_config(tmp_path: Path) -> None:
@@ -168,47 +217,114 @@ def test_conf_file_wins_over_the_packaged_config(tmp_path: Path) -> None:
 # Bad input stops before training, with the key, the file and what is valid
 
 
+def train_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, env_id: str = "CartPole-v1") -> str:
+    """``sb3-gpg train`` with ``config``: it must stop with exit status 2 before building anything; its message."""
+    logs = tmp_path / "logs"
+    assert main(["train", "--algo", "gpg", "--env", env_id, "-f", str(logs), "--conf-file", config, *TINY]) == 2
+    assert not logs.exists()  # no log folder: nothing was built
+    error = capsys.readouterr().err
+    assert error.startswith("sb3-gpg train: error: "), error
+    return error
+
+
 @pytest.mark.parametrize(
-    "entry, expected",
+    "key, value, expected",
     [
-        ({**BASE_ENTRY, "gae_lambda": 0.95}, ["'gae_lambda'", "GPG has no value function", "clip_range_vf"]),
-        ({**BASE_ENTRY, "vf_coef": 0.5}, ["'vf_coef'", "GPG has no value function"]),
-        ({**BASE_ENTRY, "clip_range_vf": 0.2}, ["'clip_range_vf'", "GPG has no value function"]),
-        ({**BASE_ENTRY, "binnig": "time"}, ["Unknown key 'binnig'", "Did you mean 'binning'?", "bin_size", "collection"]),
-        ({**BASE_ENTRY, "binning": "tme"}, ["binning='tme'", "Did you mean 'time'?", "space_time"]),
-        ({**BASE_ENTRY, "collection": "episode"}, ["collection='episode'", "Did you mean 'episodes'?", "window"]),
-        ({**BASE_ENTRY, "binning": "state"}, ["binning='state'", "does not fit the observation space", "Box", "space_time"]),
-        ({**BASE_ENTRY, "binning": "space", "bin_size": [0.5, 0.5]}, ["bin_size=[0.5, 0.5]", "4 dimensions"]),
-        ({**BASE_ENTRY, "policy_kwargs": "dict(net_arch=dict(pi=[64], vf=[64]))"}, ["policy_kwargs", "value network"]),
+        ("gae_lambda", 0.95, ["gae_lambda configures a critic", "GPG has no value function", "clip_range_vf"]),
+        ("vf_coef", 0.5, ["vf_coef configures a critic", "GPG has no value function"]),
+        ("clip_range_vf", 0.2, ["clip_range_vf configures a critic"]),
+        ("binnig", "time", ["Unknown key 'binnig'", "Did you mean 'binning'?", "bin_size", "collection"]),
+        ("binning", "tme", ["Unknown binning='tme'", "time, none, space, space_time, state"]),
+        ("collection", "episode", ["Unknown collection='episode'", "'window', 'episodes'"]),
+        ("binning", "state", ["binning='state'", "needs a discrete observation space", "Box", "space_time"]),
+        ("bin_size", [0.5, 0.5], ["bin_size=[0.5, 0.5]", "4 dimensions"]),
+        ("policy_kwargs", "dict(net_arch=dict(pi=[64], vf=[64]))", ["value network", "net_arch=[64]"]),
     ],
 )
 def test_bad_entry_is_refused_before_training(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: dict, expected: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: object, expected: list[str]
 ) -> None:
+    entry = {**BASE_ENTRY, "binning": "space", key: value} if key == "bin_size" else {**BASE_ENTRY, key: value}
     config = write_config(tmp_path / "bad.yml", entry)
-    args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path / "logs"), "-conf", config, *TINY]
-    assert main(args) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("sb3-gpg train: error:")
-    for text in [config, "'CartPole-v1' entry", *expected]:
+    error = train_refused(tmp_path, capsys, config)
+    for text in [f"Key {key!r} of entry 'CartPole-v1' in {config}: ", *expected]:
         assert text in error, error
-    assert not (tmp_path / "logs").exists()  # nothing was built
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        # The Zoo's own keys
+        ("n_envs", "four", ["n_envs='four' must be an integer >= 1"]),
+        ("n_envs", 0, ["n_envs=0 must be an integer >= 1"]),
+        ("n_envs", "8", ["n_envs='8' must be an integer", "write 8 without quotes"]),
+        ("n_timesteps", "1e5", ["n_timesteps='1e5' must be a number of env steps > 0", "!!float 1e5"]),
+        ("frame_stack", 2.5, ["frame_stack=2.5 must be an integer >= 1"]),
+        ("normalize", "maybe", ["normalize='maybe' is a string the Zoo evaluates as Python", "NameError"]),
+        ("normalize", [1], ["normalize=[1] must be true, false, or a dict"]),
+        ("env_kwargs", [1, 2], ["env_kwargs=[1, 2] must be a dict"]),
+        ("policy", "MlpPolicyy", ["Unknown policy='MlpPolicyy'", "MlpPolicy, CnnPolicy, MultiInputPolicy"]),
+        ("env_wrapper", "no_such_module.Wrapper", ["env_wrapper='no_such_module.Wrapper' cannot be loaded", "module.Class"]),
+        # Schedule strings
+        ("learning_rate", "fast", ["learning_rate='fast' must be a number or the Zoo's linear schedule", "'lin_3e-4'"]),
+        ("learning_rate", "3e-4", ["learning_rate='3e-4'", "0.0003 or !!float 3e-4"]),
+        ("clip_range", "lin_wide", ["clip_range='lin_wide' must be a number or the Zoo's linear schedule"]),
+        # GPG's constructor arguments, checked by the core
+        ("n_steps", 32.5, ["n_steps=32.5 must be an integer >= 1"]),
+        ("batch_size", "64", ["batch_size='64' must be an integer >= 1", "write 64 without quotes"]),
+        ("gamma", 1.5, ["gamma=1.5 must be a number in [0, 1]"]),
+        ("normalize_advantage", "false", ["normalize_advantage='false' must be True or False"]),
+        ("policy_kwargs", "dict(net_arch=[64, 64]", ["policy_kwargs='dict(net_arch=[64, 64]' is a string", "SyntaxError"]),
+    ],
+)
+def test_wrong_type_in_the_entry_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str, value: object, expected: list[str]
+) -> None:
+    config = write_config(tmp_path / "bad.yml", {**BASE_ENTRY, key: value})
+    error = train_refused(tmp_path, capsys, config)
+    for text in [f"Key {key!r} of entry 'CartPole-v1' in {config}: ", *expected]:
+        assert text in error, error
+
+
+def test_missing_policy_or_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "bad.yml", {key: value for key, value in BASE_ENTRY.items() if key != "policy"})
+    error = train_refused(tmp_path, capsys, config)
+    assert f"Key 'policy' of entry 'CartPole-v1' in {config}: missing: add one, e.g. policy: 'MlpPolicy'." in error
+    entry = {key: value for key, value in BASE_ENTRY.items() if key != "n_timesteps"}
+    zoo.check_hyperparameters(entry, config, "CartPole-v1", n_timesteps=1000)  # the budget of -n
+    with pytest.raises(zoo.ZooConfigError, match=r"Key 'n_timesteps' of entry 'CartPole-v1' in .*: missing: add one"):
+        zoo.check_hyperparameters(entry, config, "CartPole-v1")
+
+
+def test_yaml_number_without_decimal_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The YAML file itself, not a dumped dict: ``learning_rate: 3e-4`` is a string for PyYAML (YAML 1.1)."""
+    config = tmp_path / "bad.yml"
+    config.write_text("CartPole-v1:\n  policy: MlpPolicy\n  n_timesteps: 2048\n  learning_rate: 3e-4\n")
+    error = train_refused(tmp_path, capsys, str(config))
+    assert f"Key 'learning_rate' of entry 'CartPole-v1' in {config}: learning_rate='3e-4' must be a number" in error
+    assert (
+        "('3e-4' is a string: YAML 1.1 reads a number without a decimal point as one; write 0.0003 or !!float 3e-4.)" in error
+    )
 
 
 def test_binning_for_a_discrete_observation_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path / "cliff.yml", {**BASE_ENTRY, "binning": "space_time"}, env_id="default")
-    args = ["train", "--algo", "gpg", "--env", "CliffWalking-v1", "-f", str(tmp_path / "logs"), "-conf", config, *TINY]
-    assert main(args) == 2
-    error = capsys.readouterr().err
-    for text in ["binning='space_time'", "'default' entry", config, "Discrete(48)", "time, none, state"]:
+    error = train_refused(tmp_path, capsys, config, env_id="CliffWalking-v1")
+    for text in [
+        f"Key 'binning' of entry 'default' in {config}: binning='space_time'",
+        "Discrete(48)",
+        "'time', 'none', 'state'",
+    ]:
         assert text in error, error
 
 
-def test_critic_key_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), "-params", "vf_coef:0.5", *TINY]
-    assert main(args) == 2
+def test_bad_value_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--algo", "gpg", "--env", "CartPole-v1", "-f", str(tmp_path), *TINY]
+    assert main([*args, "-params", "vf_coef:0.5"]) == 2
     error = capsys.readouterr().err
-    assert "'vf_coef'" in error and "-params" in error and "GPG has no value function" in error
+    assert "Key 'vf_coef' set by -params vf_coef:... on the command line: vf_coef configures a critic" in error
+    assert main([*args, "-params", "binning:'tme'"]) == 2
+    assert "Key 'binning' set by -params binning:... on the command line: Unknown binning='tme'" in capsys.readouterr().err
 
 
 def test_unknown_env_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,7 +340,8 @@ def test_the_packaged_entries_pass_the_checks() -> None:
     entries = zoo.load_config(config)
     assert {"default", "CartPole-v1", "CliffWalking-v1", "LunarLander-v3", "HalfCheetah-v5"} <= set(entries)
     for name, entry in entries.items():
-        assert {"binning", "bin_size", "collection"} <= set(entry), name
+        assert {"binning", "collection"} <= set(entry), name
+        assert ("bin_size" in entry) == (entry["binning"] in ("space", "space_time")), name  # only where it applies
         zoo.check_hyperparameters(entry, config, name)
     discrete, box = spaces.Discrete(48), spaces.Box(-1, 1, (8,))
     zoo.check_hyperparameters(entries["CliffWalking-v1"], config, "CliffWalking-v1", observation_space=discrete)
@@ -268,84 +385,3 @@ def test_yaml_found_in_an_installed_wheel(tmp_path: Path) -> None:
     train = run_module(*args, cwd=tmp_path, env=env)
     assert train.returncode == 0, train.stderr[-3000:]
     assert f"Loading hyperparameters from: {target / 'sb3_gpg' / 'hyperparams' / 'gpg.yml'}" in train.stdout
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Hyperparameter search
-
-
-def test_sampler_gives_valid_gpg_arguments() -> None:
-    space = zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=2000)
-    assert space.n_envs == (4, 8, 16, 32) and space.max_n_steps_pow == 5  # every rollout fits 2000 steps
-    assert space.binnings == ("time", "none", "space", "space_time")
-    assert zoo.SearchSpace.for_experiment(spaces.Discrete(5), 10**6).binnings == ("time", "none", "state")
-    assert zoo.SearchSpace.for_experiment(None, 10**6).max_n_steps_pow == 11
-
-    params = {
-        "n_envs": 8,
-        "n_steps_pow": 6,
-        "n_minibatches": 4,
-        "n_epochs": 4,
-        "learning_rate": 1e-3,
-        "clip_range": 0.2,
-        "ent_coef": 0.01,
-        "one_minus_gamma": 0.01,
-        "binning": "space_time",
-        "bin_size": 0.5,
-    }
-    token = zoo._search_space.set(zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=10**5))
-    try:
-        sampled = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 0, 8, {})
-    finally:
-        zoo._search_space.reset(token)
-    assert sampled["batch_size"] == 128 and sampled["n_steps"] == 64 and sampled["gamma"] == pytest.approx(0.99)
-    assert "n_envs" not in sampled
-    model = GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=sampled.pop("n_steps"), **sampled, device="cpu")
-    assert model.binning == "space_time" and model.bin_size == 0.5
-    assert zoo.convert_gpg_params(params)["n_envs"] == 8
-    with pytest.raises(ValueError, match="no n_envs"):
-        zoo.convert_gpg_params({k: v for k, v in params.items() if k != "n_envs"})
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
-def test_optimize_with_two_workers_sharing_one_study(tmp_path: Path, storage_kind: str) -> None:
-    if storage_kind == "sqlite" and importlib.util.find_spec("sqlalchemy") is None:
-        pytest.skip("SQLite storage needs sqlalchemy")
-    # A path ending in .log is a JournalFileBackend in the Zoo; anything else is an RDB URL for Optuna.
-    storage = str(tmp_path / "study.log") if storage_kind == "journal" else f"sqlite:///{tmp_path / 'study.db'}"
-    args = ["-m", "sb3_gpg", "train", "--algo", "gpg", "--env", "CartPole-v1", "-optimize", "--n-trials", "2"]
-    args += ["--n-timesteps", "2000", "--storage", storage, "--study-name", "s", "--n-jobs", "1", "--sampler", "random"]
-    args += ["--pruner", "none", "--n-evaluations", "1", "--eval-episodes", "2", "--num-threads", "1", "--no-optim-plots"]
-    if storage_kind == "sqlite":  # both workers would race to create the SQLite schema: create it first
-        optuna.create_study(storage=storage, study_name="s", direction="maximize")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, *args, "--seed", str(seed), "-f", f"logs{seed}"],
-            cwd=tmp_path,
-            env=SUBPROCESS_ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        # The seeds seed the random sampler: these two draw cheap trials (few epochs and minibatches), which
-        # keeps the test quick; with others it is slower, not wrong.
-        for seed in (5, 7)
-    ]
-    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
-    for worker, output in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, output[-3000:]
-
-    if storage_kind == "journal":
-        journal = optuna.storages.journal.JournalFileBackend(storage)
-        study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(journal))
-    else:
-        study = optuna.load_study(study_name="s", storage=storage)
-    trials = study.get_trials()
-    assert len(trials) == 4
-    assert len({trial.user_attrs["worker"] for trial in trials}) == 2  # host:pid of each worker
-    assert {worker.pid for worker in workers} == {int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in trials}
-    for trial in trials:
-        assert trial.state == optuna.trial.TrialState.COMPLETE
-        assert {"n_envs", "n_steps_pow", "learning_rate", "binning"} <= set(trial.params)
-        assert trial.params["n_envs"] * 2 ** trial.params["n_steps_pow"] <= 2000

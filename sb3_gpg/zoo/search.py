@@ -1,0 +1,166 @@
+"""
+The Optuna search space of ``-optimize`` for GPG: the Zoo's ``HYPERPARAMS_SAMPLER["gpg"]`` and
+``HYPERPARAMS_CONVERTER["gpg"]``, and the per-study bounds they draw within.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from gymnasium import spaces
+
+from sb3_gpg.arguments import ArgumentError
+from sb3_gpg.binning import BINNING_NAMES, SPATIAL_BINNINGS, make_binning
+from sb3_gpg.zoo.config import ALGO
+
+#: ``n_envs`` values that ``-optimize`` tries (the group size; the paper's best results use many envs).
+N_ENVS_CHOICES = (4, 8, 16, 32, 64)
+#: ``n_steps`` is tuned as a power of two, from 2**5 = 32 to 2**11 = 2048 steps per env and rollout.
+N_STEPS_POW_RANGE = (5, 11)
+#: Number of minibatches per epoch; the batch size is the rollout size ``n_steps * n_envs`` divided by it.
+N_MINIBATCHES_CHOICES = (1, 2, 4, 8, 16, 32)
+#: Cell sizes ε of the spatial binnings that ``-optimize`` tries (the paper's Figure 4 values).
+BIN_SIZE_CHOICES = (0.2, 0.5, 1.0)
+
+
+def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
+    """
+    :param observation_space: An observation space.
+    :return: The named binnings that apply to it (``space``/``space_time`` need a ``Box``, ``state`` a discrete
+        space).
+    """
+    names = []
+    for name in BINNING_NAMES:
+        try:
+            make_binning(name, observation_space)
+        except ArgumentError:
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """
+    What :func:`sample_gpg_params` may draw in one study.
+
+    :param binnings: The binnings to try (the ones valid for the env's observation space).
+    :param n_envs: The group sizes to try; empty: ``n_envs`` is not tuned (the entry's is used).
+    :param max_n_steps_pow: The largest ``n_steps`` is ``2 ** max_n_steps_pow``.
+    """
+
+    binnings: tuple[str, ...] = ("time", "none")
+    n_envs: tuple[int, ...] = ()
+    max_n_steps_pow: int = N_STEPS_POW_RANGE[1]
+
+    @classmethod
+    def for_experiment(cls, observation_space: spaces.Space | None, n_timesteps: int) -> SearchSpace:
+        """
+        The search space of a study: binnings that fit the observation space, and group sizes and rollout
+        lengths cut so that a trial's budget holds at least one rollout (else the trial would train on a
+        rollout longer than its budget). It depends on the budget, not on the trial, so that every trial of a
+        study draws from the same distributions.
+
+        :param observation_space: The env's observation space (``None``: ``time`` and ``none`` only).
+        :param n_timesteps: The budget of each trial.
+        :return: The search space.
+        """
+        low, high = N_STEPS_POW_RANGE
+        n_envs = tuple(n for n in N_ENVS_CHOICES if n * 2**low <= n_timesteps) or N_ENVS_CHOICES[:1]
+        max_pow = math.floor(math.log2(max(n_timesteps, 1) / max(n_envs))) if n_timesteps > 0 else high
+        binnings = valid_binnings(observation_space) if observation_space is not None else cls.binnings
+        return cls(binnings=binnings, n_envs=n_envs, max_n_steps_pow=min(max(max_pow, low), high))
+
+
+# The search space of the study the current thread's trial belongs to, set by drawing_from() around the Zoo's
+# objective (a context variable: Optuna's n_jobs > 1 runs trials in threads). Unset: the defaults of SearchSpace()
+# (n_envs not tuned), as under the Zoo's own ExperimentManager.
+_search_space: contextvars.ContextVar[SearchSpace | None] = contextvars.ContextVar("gpg_search_space", default=None)
+
+
+@contextlib.contextmanager
+def drawing_from(space: SearchSpace) -> Iterator[None]:
+    """Within this block, in this thread, :func:`sample_gpg_params` draws from ``space``."""
+    token = _search_space.set(space)
+    try:
+        yield
+    finally:
+        _search_space.reset(token)
+
+
+def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """
+    Sampler of GPG hyperparameters for the Zoo's ``-optimize`` (``HYPERPARAMS_SAMPLER["gpg"]``).
+
+    Draws the learning rate, ``n_steps``, the batch size (as a number of minibatches of the rollout), the
+    epochs, the clip range, the entropy coefficient, gamma, the group size ``n_envs`` and the GPG keys
+    ``binning`` and ``bin_size`` (for the spatial binnings). ``n_envs`` is drawn only when
+    :class:`GPGExperimentManager` runs the study: it draws it first, builds the trial's envs with it, and the
+    draw here returns the same value (Optuna returns a trial's existing value for a parameter name).
+
+    :param trial: The Optuna trial.
+    :param n_actions: Number of actions (the Zoo's sampler signature; unused).
+    :param n_envs: The number of envs the trial's env was built with.
+    :param additional_args: The Zoo's extra sampler arguments (unused).
+    :return: Constructor keyword arguments of GPG.
+    """
+    space = _search_space.get() or SearchSpace()
+    params: dict[str, Any] = {}
+    if space.n_envs:
+        params["n_envs"] = n_envs = trial.suggest_categorical("n_envs", space.n_envs)
+    params["n_steps_pow"] = trial.suggest_int("n_steps_pow", N_STEPS_POW_RANGE[0], space.max_n_steps_pow)
+    params["n_minibatches"] = trial.suggest_categorical("n_minibatches", N_MINIBATCHES_CHOICES)
+    params["n_epochs"] = trial.suggest_categorical("n_epochs", (1, 4, 10, 20))
+    params["learning_rate"] = trial.suggest_float("learning_rate", 1e-5, 5e-3, log=True)
+    params["clip_range"] = trial.suggest_categorical("clip_range", (0.1, 0.2, 0.3, 0.4))
+    params["ent_coef"] = trial.suggest_float("ent_coef", 1e-8, 0.1, log=True)
+    params["one_minus_gamma"] = trial.suggest_float("one_minus_gamma", 1e-4, 0.05, log=True)
+    params["binning"] = trial.suggest_categorical("binning", space.binnings)
+    if params["binning"] in SPATIAL_BINNINGS:
+        params["bin_size"] = trial.suggest_categorical("bin_size", BIN_SIZE_CHOICES)
+
+    hyperparams = convert_gpg_params(params, n_envs=n_envs)
+    # Display the values the model gets, as the Zoo's samplers do.
+    for key in ("gamma", "n_steps", "batch_size"):
+        trial.set_user_attr(key, hyperparams[key])
+    del hyperparams["n_envs"]  # an env setting, not a constructor argument
+    return hyperparams
+
+
+def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None) -> dict[str, Any]:
+    """
+    Turn the parameters of a trial (see :func:`sample_gpg_params`) into hyperparameters of a ``gpg``
+    entry (``HYPERPARAMS_CONVERTER["gpg"]``, used by ``--trial-id`` to train with a trial's values).
+
+    :param sampled_params: The trial's parameters.
+    :param n_envs: The number of envs when the study did not tune it.
+    :return: Hyperparameters, ``n_envs`` included.
+    :raises ValueError: if the number of envs is unknown (needed for the batch size).
+    """
+    n_envs = sampled_params.get("n_envs", n_envs)
+    if n_envs is None:
+        raise ValueError(
+            f"These {ALGO} trial parameters have no n_envs ({sorted(sampled_params)}): the batch size is a fraction "
+            "of the rollout n_steps * n_envs. Load trials of studies run with sb3-gpg train -optimize."
+        )
+    n_steps = 2 ** int(sampled_params["n_steps_pow"])
+    hyperparams = {
+        "n_envs": n_envs,
+        "n_steps": n_steps,
+        "batch_size": max(n_steps * n_envs // int(sampled_params["n_minibatches"]), 2),
+        "n_epochs": sampled_params["n_epochs"],
+        "learning_rate": sampled_params["learning_rate"],
+        "clip_range": sampled_params["clip_range"],
+        "ent_coef": sampled_params["ent_coef"],
+        "gamma": 1 - sampled_params["one_minus_gamma"],
+        "binning": sampled_params["binning"],
+    }
+    if "bin_size" in sampled_params:
+        hyperparams["bin_size"] = sampled_params["bin_size"]
+    return hyperparams
