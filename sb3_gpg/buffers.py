@@ -53,6 +53,9 @@ class GroupRolloutBuffer(RolloutBuffer):
         with its siblings only. 1: no such column.
     """
 
+    #: The per-step arrays besides the observations that a rollout fills (subclasses add theirs).
+    step_arrays: tuple[str, ...] = ("actions", "rewards", "episode_starts", "episode_times", "start_rounds", "log_probs")
+
     def __init__(
         self,
         buffer_size: int,
@@ -69,9 +72,11 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.estimator = estimator
         self.shared_starts = shared_starts
         self.group_stats: GroupStats | None = None
+        # The unfinished trajectories held back for the next rollout (collection="carry"): per env, its steps.
+        self._carried: list[dict[str, np.ndarray | dict[str, np.ndarray]]] | None = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
 
-    # --- observation storage (the Dict variant overrides these three) ---
+    # --- observation storage (the Dict variant overrides these four) ---
     def _empty_observations(self, rows: int) -> np.ndarray:
         return np.zeros((rows, self.n_envs, *self.obs_shape), dtype=self.observation_space.dtype)
 
@@ -82,8 +87,21 @@ class GroupRolloutBuffer(RolloutBuffer):
     def _map_observations(self, fn: Callable[[np.ndarray], np.ndarray]):
         return fn(self.observations)
 
+    def _put_observations(self, steps: slice, env: int, values: np.ndarray) -> None:
+        self.observations[steps, env] = values
+
     def reset(self) -> None:
-        rows = self.buffer_size
+        self._allocate(self.buffer_size)
+        self.generator_ready = False
+        self._tensors: dict | None = None
+        self.group_stats = None
+        self.pos = 0
+        self.full = False
+        if self._carried is not None:
+            self._restore_carried()
+
+    def _allocate(self, rows: int) -> None:
+        """Empty arrays for a rollout of ``rows`` rows (a subclass adds its own per-step arrays)."""
         self.observations = self._empty_observations(rows)
         self.actions = np.zeros((rows, self.n_envs, self.action_dim), dtype=self.action_space.dtype)
         self.rewards = np.zeros((rows, self.n_envs), dtype=np.float32)
@@ -94,11 +112,6 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.log_probs = np.zeros((rows, self.n_envs), dtype=np.float32)
         self.returns = np.zeros((rows, self.n_envs), dtype=np.float32)
         self.advantages = np.zeros((rows, self.n_envs), dtype=np.float32)
-        self.generator_ready = False
-        self._tensors: dict | None = None
-        self.group_stats = None
-        self.pos = 0
-        self.full = False
 
     def _grow(self) -> None:
         """Double the capacity, keeping what is stored (complete-episode rollouts of unknown length)."""
@@ -108,8 +121,7 @@ class GroupRolloutBuffer(RolloutBuffer):
             return np.concatenate((array, np.zeros((extra, *array.shape[1:]), dtype=array.dtype)))
 
         self.observations = self._map_observations(lambda obs: grow(obs))
-        names = ("actions", "rewards", "episode_starts", "episode_times", "start_rounds", "log_probs", "returns", "advantages")
-        for name in names:
+        for name in (*self.step_arrays, "returns", "advantages"):
             setattr(self, name, grow(getattr(self, name)))
         self.valid = np.concatenate((self.valid, np.ones((extra, self.n_envs), dtype=bool)))
         self.buffer_size += extra
@@ -150,6 +162,65 @@ class GroupRolloutBuffer(RolloutBuffer):
         if self.pos == self.buffer_size:
             self.full = True
 
+    def carry_unfinished(self, ended: np.ndarray, max_length: int | None = None) -> None:
+        """
+        Hold back each env's last trajectory if its episode has not ended: it leaves this rollout's group (its steps
+        become invalid here) and comes back at the top of the next rollout (:meth:`reset`), where the rest of the
+        episode completes its returns (``collection="carry"``). Only complete trajectories then enter a group, and no
+        env waits for another.
+
+        :param ended: ``(n_envs,)``, true where the rollout's last step ended the env's episode (nothing to carry).
+        :param max_length: An unfinished trajectory longer than this is not carried but left in the group with its
+            truncated return, as the window does (an episode that never ends must not grow the buffer forever).
+        """
+        rows = self.pos
+        # The last trajectory of each env starts at its last episode start (row 0 if none: a carried or older one).
+        starts = self.episode_starts[:rows].copy()
+        starts[0] = True
+        last_start = rows - 1 - np.argmax(starts[::-1], axis=0)
+        carried = []
+        for env in range(self.n_envs):
+            first = int(last_start[env])
+            if ended[env] or (max_length is not None and rows - first > max_length):
+                carried.append({})
+                continue
+            steps = slice(first, rows)
+            record: dict[str, np.ndarray | dict[str, np.ndarray]] = {
+                name: getattr(self, name)[steps, env].copy() for name in self.step_arrays
+            }
+            record["observations"] = self._map_observations(lambda obs, steps=steps, env=env: obs[steps, env].copy())
+            record["valid"] = self.valid[steps, env].copy()
+            self.valid[steps, env] = False
+            carried.append(record)
+        self._carried = carried
+
+    def drop_carried(self) -> None:
+        """Forget the trajectories held back for the next rollout (the envs were reset: they will not continue)."""
+        self._carried = None
+
+    def _restore_carried(self) -> None:
+        """Put the held-back trajectories at the top of the new rollout, right-aligned so that every env's new steps
+        start on the same row; the rows above a shorter one are padding outside the group."""
+        assert self._carried is not None
+        carried, self._carried = self._carried, None
+        lengths = [len(record["rewards"]) if record else 0 for record in carried]  # type: ignore[arg-type]
+        top = max(lengths, default=0)
+        if top == 0:
+            return
+        while self.buffer_size < top + 1:
+            self._grow()
+        self.valid[:top] = False
+        self.episode_starts[0] = True  # the padding is a trajectory of its own, outside the group
+        for env, (record, length) in enumerate(zip(carried, lengths, strict=True)):
+            if not length:
+                continue
+            steps = slice(top - length, top)
+            for name in self.step_arrays:
+                getattr(self, name)[steps, env] = record[name]
+            self._put_observations(steps, env, record["observations"])  # type: ignore[arg-type]
+            self.valid[steps, env] = record["valid"]
+        self.pos = top
+
     def compute_returns_and_advantage(self) -> GroupStats:  # type: ignore[override]
         """
         Compute Monte Carlo returns and the binned group-baseline advantages of the stored rollout.
@@ -177,9 +248,13 @@ class GroupRolloutBuffer(RolloutBuffer):
             return level if start_groups is None else np.concatenate((level, start_groups), axis=-1)
 
         valid = self.valid[:rows]
+        # A step that enters the group after steps outside it starts a trajectory of the group (the padding above a
+        # carried trajectory, collection="carry"); everywhere else trajectories start at episode starts.
+        episode_starts = self.episode_starts[:rows].copy()
+        episode_starts[1:] |= valid[1:] & ~valid[:-1]
         estimate = group_advantages(
             self.rewards[:rows],
-            self.episode_starts[:rows],
+            episode_starts,
             keys(self.binning),
             self.gamma,
             keys_include_time=self.binning.keys_include_time,
@@ -268,6 +343,10 @@ class GroupDictRolloutBuffer(GroupRolloutBuffer):
     def _map_observations(self, fn: Callable[[np.ndarray], np.ndarray]):
         return {key: fn(obs) for key, obs in self.observations.items()}
 
+    def _put_observations(self, steps: slice, env: int, values: dict[str, np.ndarray]) -> None:  # type: ignore[override]
+        for key, obs in self.observations.items():
+            obs[steps, env] = values[key]
+
 
 class MaskableGroupRolloutBuffer(GroupRolloutBuffer):
     """
@@ -277,6 +356,7 @@ class MaskableGroupRolloutBuffer(GroupRolloutBuffer):
     """
 
     action_masks: np.ndarray
+    step_arrays = (*GroupRolloutBuffer.step_arrays, "action_masks")
 
     def reset(self) -> None:
         if isinstance(self.action_space, spaces.Discrete):
@@ -291,12 +371,15 @@ class MaskableGroupRolloutBuffer(GroupRolloutBuffer):
                 "MultiDiscrete and one-dimensional MultiBinary."
             )
         super().reset()
-        self.action_masks = np.ones((self.buffer_size, self.n_envs, self.mask_dims), dtype=np.float32)
+
+    def _allocate(self, rows: int) -> None:
+        super()._allocate(rows)
+        self.action_masks = np.ones((rows, self.n_envs, self.mask_dims), dtype=np.float32)
 
     def _grow(self) -> None:
         extra = self.buffer_size
         super()._grow()
-        self.action_masks = np.concatenate((self.action_masks, np.ones((extra, self.n_envs, self.mask_dims), np.float32)))
+        self.action_masks[-extra:] = 1.0  # new rows: every action valid until a step says otherwise
 
     def add(self, *args, action_masks: np.ndarray | None = None, **kwargs) -> None:  # type: ignore[override]
         """

@@ -30,7 +30,7 @@ from sb3_gpg.vec_env import reseed_generators, reset_with_seeds
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
 
 CRITIC_ARGUMENTS = ("gae_lambda", "vf_coef", "clip_range_vf")
-COLLECTION_MODES = ("window", "episodes")
+COLLECTION_MODES = ("window", "episodes", "carry")
 OBJECTIVES = ("clip", "pg")
 #: The constructor arguments that make up the :class:`~sb3_gpg.estimator.EstimatorConfig`.
 ESTIMATOR_ARGUMENTS = tuple(field.name for field in dataclasses.fields(EstimatorConfig))
@@ -220,8 +220,11 @@ class GPG(PPO):
         ``"episodes"``: every env starts from a reset and runs whole episodes until it has taken at least
         ``n_steps`` steps and its episode ends; no truncated return enters the estimator, as Prop. 2 assumes.
         Envs that finish early keep stepping (a ``VecEnv`` steps all envs) but their steps are left out of the
-        group. The step budget of :meth:`learn` counts every env step taken, these included (they were
-        simulated), and like SB3's the last rollout may overshoot it; schedules never see a progress below 0.
+        group. ``"carry"``: ``n_steps`` per env as the window, but each env's trajectory still running at the end
+        is held back and trained on in the next rollout, once its episode has ended: only complete returns, and no
+        env waits for another (the held-back steps were sampled by the policy before the last update; PPO's ratio
+        and clipping account for that). The step budget of :meth:`learn` counts every env step taken, idle ones
+        included, and like SB3's the last rollout may overshoot it; schedules never see a progress below 0.
     :param shared_starts: ``K``, the number of envs that share each initial state (GRPO's group: samples of one
         prompt). The ``n_envs`` envs form ``n_envs / K`` blocks (``K`` must divide ``n_envs``); at each rollout the
         envs of a block reset with a common seed drawn from numpy's generator (seeded by ``seed``), so they start
@@ -342,7 +345,7 @@ class GPG(PPO):
         self.signal_rescale = bool(signal_rescale)
         self.objective = objective
         with warnings.catch_warnings():
-            if collection == "episodes":
+            if collection != "window":
                 # PPO's check quotes n_steps * n_envs, which is not the size of a complete-episode group: the real
                 # size is checked after each rollout (_check_group_size).
                 warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
@@ -424,6 +427,7 @@ class GPG(PPO):
         # Episode time counts steps since the env's reset and is carried across rollouts and learn() calls.
         if env_resets or self._episode_time is None or len(self._episode_time) != self.n_envs:
             self._episode_time = np.zeros(self.n_envs, dtype=np.int64)
+            self.rollout_buffer.drop_carried()  # the envs were reset: held-back trajectories will not continue
         assert self.env is not None
         self._episode_step_limit = episode_step_limit(self.env)
         return result
@@ -520,6 +524,9 @@ class GPG(PPO):
                     collecting[:] = True
                     self._start_round(env)
 
+        if self.collection == "carry":
+            guard = self._episode_guard(n_rollout_steps)
+            rollout_buffer.carry_unfinished(self._last_episode_starts, max_length=guard)  # type: ignore[arg-type]
         stats = rollout_buffer.compute_returns_and_advantage()
         self._record_group_stats(stats)
         callback.update_locals(locals())
@@ -564,6 +571,13 @@ class GPG(PPO):
                 f"Check the environment (or its {what} wrappers)."
             )
 
+    def _episode_guard(self, n_rollout_steps: int) -> int:
+        """The most steps complete-episode collection waits for an episode: a rollout plus the env's time limit, or
+        without a known limit ``100 * n_steps`` (at least 10,000)."""
+        if self._episode_step_limit is not None:
+            return n_rollout_steps + self._episode_step_limit
+        return max(_EPISODE_GUARD_FACTOR * n_rollout_steps, _MIN_EPISODE_GUARD)
+
     def _check_episodes_end(self, collecting: np.ndarray, n_steps: int, n_rollout_steps: int) -> None:
         """
         Complete-episode collection waits for every env's episode to end: give up, naming the envs, once an
@@ -571,9 +585,7 @@ class GPG(PPO):
         limit after ``100 * n_steps`` steps (at least 10,000).
         """
         limit = self._episode_step_limit
-        guard = (
-            n_rollout_steps + limit if limit is not None else max(_EPISODE_GUARD_FACTOR * n_rollout_steps, _MIN_EPISODE_GUARD)
-        )
+        guard = self._episode_guard(n_rollout_steps)
         if n_steps <= guard or not collecting.any():
             return
         stuck = np.flatnonzero(collecting).tolist()
@@ -674,11 +686,11 @@ class GPG(PPO):
             self.logger.record(f"group/{name}", value)
         if stats.steps and stats.no_signal_share == 1.0:
             self._warn_once("no_signal", self._no_signal_message(stats))
-        if self.collection == "episodes" and stats.steps % self.batch_size:
+        if self.collection != "window" and stats.steps % self.batch_size:
             # PPO's check at construction assumes n_steps * n_envs steps; a complete-episode group has its own size.
             self._warn_once(
                 "minibatch",
-                f"You have specified a mini-batch size of {self.batch_size}, but this complete-episode group holds "
+                f"You have specified a mini-batch size of {self.batch_size}, but this group of complete episodes holds "
                 f"{stats.steps} steps (complete-episode groups vary in size; n_steps={self.n_steps}, "
                 f"n_envs={self.n_envs}): after {stats.steps // self.batch_size} untruncated mini-batches there is a "
                 f"truncated mini-batch of size {stats.steps % self.batch_size}.",
@@ -703,7 +715,7 @@ class GPG(PPO):
                 "constant reward per step and episodes longer than the rollout)"
             )
             if self.collection == "window":
-                remedies.append("collection='episodes' (returns then differ where episodes end)")
+                remedies.append("collection='carry' or 'episodes' (complete returns, which differ where episodes end)")
                 remedies.append(f"a longer rollout than n_steps={self.n_steps}")
             else:
                 cause = (

@@ -259,7 +259,7 @@ def test_equal_returns_in_every_bin_warn_with_the_collection_remedy():
     (message,) = [str(w.message) for w in record if "learning signal" in str(w.message)]
     assert "the returns in every bin are equal" in message
     remedies = message.split("Try ")[1]
-    assert "collection='episodes'" in remedies and "a longer rollout than n_steps=32" in remedies
+    assert "collection='carry' or 'episodes'" in remedies and "a longer rollout than n_steps=32" in remedies
     assert "sits alone" not in message and "binning=" not in remedies
 
 
@@ -302,7 +302,7 @@ def test_complete_episodes_without_a_time_limit_give_up_and_say_why():
 
 def test_minibatch_warning_quotes_the_real_group_size():
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
-    with pytest.warns(UserWarning, match="this complete-episode group holds") as record:
+    with pytest.warns(UserWarning, match="this group of complete episodes holds") as record:
         model = GPG("MlpPolicy", env, n_steps=30, batch_size=64, n_epochs=1, collection="episodes", seed=0)
         model.learn(60)
     messages = [str(w.message) for w in record if "mini-batch size" in str(w.message)]

@@ -180,3 +180,70 @@ def test_estimator_sees_group_of_whole_rollout(collection):
     np.testing.assert_array_equal(
         rollout["episode_times"], episode_times_of(rollout["episode_starts"], rollout["episode_times"][0])
     )
+
+
+def test_carry_collection_trains_each_step_once_with_its_complete_return():
+    """collection="carry": the window's unfinished trajectories come back in the next rollout, where their episode
+    ends; every step of the group has its complete return, and no step is lost or trained on twice."""
+    model = GPG("MlpPolicy", counting_vec_env(n_envs=4, max_episode_steps=50), n_steps=8, batch_size=16, collection="carry")
+    model._setup_learn(10_000, None)
+    callback = model._init_callback(None)
+    buffer, gamma, trained, previous_tail = model.rollout_buffer, model.gamma, 0, None
+    for rollout in range(4):
+        assert model.collect_rollouts(model.env, callback, buffer, model.n_steps)
+        rows = buffer.pos
+        valid, starts, times = buffer.valid[:rows], buffer.episode_starts[:rows], buffer.episode_times[:rows]
+        carried_rows = rows - model.n_steps
+        if previous_tail is not None:  # the held-back steps come back unchanged, right-aligned above the new ones
+            for env, (observations, log_probs) in previous_tail.items():
+                np.testing.assert_array_equal(
+                    buffer.observations[carried_rows - len(log_probs) : carried_rows, env], observations
+                )
+                np.testing.assert_array_equal(buffer.log_probs[carried_rows - len(log_probs) : carried_rows, env], log_probs)
+        last_dones = np.asarray(model._last_episode_starts, dtype=bool)
+        for env in range(4):
+            kept = np.flatnonzero(valid[:, env])
+            if len(kept):
+                assert times[kept[0], env] == 0  # a group trajectory starts where its episode starts
+                end = kept[-1] + 1  # ... and ends where it ends
+                assert last_dones[env] if end == rows else starts[end, env], f"rollout {rollout}: env {env} cut at {end}"
+        previous_tail = {
+            env: (record["observations"], record["log_probs"]) for env, record in enumerate(buffer._carried) if record
+        }
+        lengths = np.zeros_like(times)
+        for env in range(4):
+            for step in range(rows - 1, -1, -1):
+                ends_here = step + 1 == rows or starts[step + 1, env]
+                lengths[step, env] = 1 if ends_here else lengths[step + 1, env] + 1
+        np.testing.assert_allclose(buffer.returns[:rows][valid], ((1 - gamma**lengths) / (1 - gamma))[valid], rtol=1e-5)
+        assert np.all(buffer.advantages[:rows][~valid] == 0)
+        trained += int(valid.sum())
+    held_back = sum(len(log_probs) for _, log_probs in previous_tail.values())
+    assert trained + held_back == 4 * model.n_steps * 4  # every step taken is trained on once, or still held back
+
+
+def test_carry_collection_advantages_are_algorithm2_on_the_complete_trajectories():
+    model = GPG(
+        "MlpPolicy", counting_vec_env(n_envs=4, max_episode_steps=20), n_steps=6, batch_size=16, collection="carry",
+        binning="space", bin_size=2.0, gamma=0.95, seed=3,
+    )  # fmt: skip
+    model._setup_learn(10_000, None)
+    callback = model._init_callback(None)
+    for _ in range(3):
+        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    buffer = model.rollout_buffer
+    rows = buffer.pos
+    valid = buffer.valid[:rows]
+    starts = buffer.episode_starts[:rows] | np.vstack((np.zeros((1, 4), bool), valid[1:] & ~valid[:-1]))
+    keys = [[(k,) for k in row] for row in np.floor(buffer.observations[:rows, :, 0] / 2.0 + 0.5).astype(int)]
+    _, expected = reference_algorithm2(buffer.rewards[:rows].astype(np.float64), starts, keys, 0.95, valid=valid)
+    np.testing.assert_allclose(buffer.advantages[:rows], expected, rtol=1e-5, atol=1e-5)
+    assert valid.sum() < rows * 4  # padding or held-back steps are outside the group
+
+
+def test_carry_forgets_held_back_steps_when_the_envs_are_reset():
+    model = GPG("MlpPolicy", counting_vec_env(n_envs=2, max_episode_steps=50), n_steps=8, batch_size=16, collection="carry")
+    model.learn(16)
+    assert model.rollout_buffer._carried is not None
+    model.learn(16, reset_num_timesteps=True)  # resets the envs: no trajectory continues
+    assert model.rollout_buffer.pos == 0 or model.rollout_buffer.episode_starts[0].all()
