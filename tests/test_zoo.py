@@ -263,6 +263,9 @@ def test_bad_entry_is_refused_before_training(
         ("normalize", "maybe", ["normalize='maybe' is a string the Zoo evaluates as Python", "NameError"]),
         ("normalize", [1], ["normalize=[1] must be true, false, or a dict"]),
         ("env_kwargs", [1, 2], ["env_kwargs=[1, 2] must be a dict"]),
+        ("env_kwargs", "dict(sutton_barto_reward=True)", ["must be a dict"]),  # the Zoo evaluates no env_kwargs string
+        ("monitor_kwargs", "dict(info_keywords=('is_success',)", ["is a string the Zoo evaluates as Python"]),
+        ("policy", ["MlpPolicy"], ["Unknown policy=['MlpPolicy']"]),
         ("policy", "MlpPolicyy", ["Unknown policy='MlpPolicyy'", "MlpPolicy, CnnPolicy, MultiInputPolicy"]),
         ("env_wrapper", "no_such_module.Wrapper", ["env_wrapper='no_such_module.Wrapper' cannot be loaded", "module.Class"]),
         # Schedule strings

@@ -194,8 +194,12 @@ def _evaluated(key: str, value: Any) -> Any:
 
 
 def _check_dict(key: str, value: Any) -> None:
-    if not isinstance(_evaluated(key, value), dict):
+    if not isinstance(value, dict):
         raise ArgumentError(key, f"{key}={value!r} must be a dict of keyword arguments.")
+
+
+def _check_evaluated_dict(key: str, value: Any) -> None:
+    _check_dict(key, _evaluated(key, value))
 
 
 def _check_budget(key: str, value: Any) -> None:
@@ -213,7 +217,7 @@ def _check_normalize(key: str, value: Any) -> None:
 def _check_policy(key: str, value: Any) -> None:
     if isinstance(value, str) and "." in value:
         _check_loads(key, value, get_class_by_name)
-    elif value not in GPG.policy_aliases:
+    elif not isinstance(value, str) or value not in GPG.policy_aliases:
         raise ArgumentError(
             key, f"Unknown {key}={value!r}: valid policies are {', '.join(GPG.policy_aliases)}, or a class as module.Class."
         )
@@ -238,7 +242,7 @@ _ZOO_KEY_RULES: dict[str, Callable[[str, Any], None]] = {
     "policy": _check_policy,
     "normalize": _check_normalize,
     "env_kwargs": _check_dict,
-    "monitor_kwargs": _check_dict,
+    "monitor_kwargs": _check_evaluated_dict,
     "env_wrapper": lambda key, value: _check_loads(key, value, lambda wrapper: get_wrapper_class({key: wrapper}, key)),
     "vec_env_wrapper": lambda key, value: _check_loads(key, value, lambda wrapper: get_wrapper_class({key: wrapper}, key)),
     "callback": lambda key, value: _check_loads(key, value, lambda callback: get_callback_list({key: callback})),

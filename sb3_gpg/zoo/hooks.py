@@ -72,12 +72,12 @@ class _ZooOptuna(types.ModuleType):
         return getattr(optuna, name)
 
     @staticmethod
-    def create_study(**kwargs: Any) -> optuna.Study:
+    def create_study(*args: Any, **kwargs: Any) -> optuna.Study:
         hook = _study_hook.get()
         # The Zoo passes its --storage URL as a string, or a JournalStorage it made for a journal file.
         if hook is not None and hook.storage is not None and isinstance(kwargs.get("storage"), str):
             kwargs["storage"] = hook.storage
-        study = optuna.create_study(**kwargs)
+        study = optuna.create_study(*args, **kwargs)
         if hook is not None:
             hook.study = study
         return study

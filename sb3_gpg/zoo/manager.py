@@ -152,5 +152,6 @@ class GPGExperimentManager(ExperimentManager):
 def _no_best_trial(study: optuna.Study, error: ValueError) -> bool:
     # The Zoo reports study.best_trial, which raises ValueError while no trial has completed (Ctrl-C before the
     # first one, which the Zoo catches, or every trial pruned). A trial's own error comes out of Study.optimize.
-    from_optimize = any(frame.f_code is optuna.Study.optimize.__code__ for frame, _ in traceback.walk_tb(error.__traceback__))
+    optimize = inspect.unwrap(optuna.Study.optimize).__code__
+    from_optimize = any(frame.f_code is optimize for frame, _ in traceback.walk_tb(error.__traceback__))
     return not from_optimize and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
