@@ -12,7 +12,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_gpg.binning import TIME_BINNING, Binning
-from sb3_gpg.estimator import ALGORITHM_2, EstimatorConfig, GroupStats, group_advantages
+from sb3_gpg.estimator import ALGORITHM_2, BinHistory, EstimatorConfig, GroupStats, group_advantages
 
 TensorObs = th.Tensor | dict[str, th.Tensor]
 
@@ -72,6 +72,8 @@ class GroupRolloutBuffer(RolloutBuffer):
         self.estimator = estimator
         self.shared_starts = shared_starts
         self.group_stats: GroupStats | None = None
+        #: The decayed samples of the earlier rollouts' bins (``history_weight``), carried from rollout to rollout.
+        self.history: BinHistory | None = None
         # The unfinished trajectories held back for the next rollout (collection="carry"): per env, its steps.
         self._carried: list[dict[str, np.ndarray | dict[str, np.ndarray]]] | None = None
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda=1.0, gamma=gamma, n_envs=n_envs)
@@ -264,7 +266,9 @@ class GroupRolloutBuffer(RolloutBuffer):
             coarse_keys=[(keys(level), level.keys_include_time) for level in self.binning.coarser]
             if self.estimator.uses_fallback
             else (),
+            history=self.history,
         )
+        self.history = estimate.history
         self.returns[:rows] = estimate.returns
         self.advantages[:rows] = estimate.advantages
         self.group_stats = estimate.stats

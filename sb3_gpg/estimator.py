@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sb3_gpg.arguments import check_choice, check_int
+from sb3_gpg.arguments import ArgumentError, check_choice, check_int, is_number
 
 #: How a bin turns its returns into a baseline (see :class:`EstimatorConfig`).
 BASELINES = ("mean", "leave_one_out")
@@ -60,18 +60,29 @@ class EstimatorConfig:
         counts the samples averaged into ``b_fine``: one less with ``"leave_one_out"``), applied from the
         coarsest level inward so that ``b_coarse`` is itself shrunk; variances shrink the same way.
     :param bin_fallback: ``"replace"`` or ``"shrink"``, see ``min_bin_samples``.
+    :param history_weight: ``beta`` in ``[0, 1)``: the samples of earlier rollouts stay in their bins with weight
+        ``beta ** age`` (age in rollouts), so that a bin's baseline is ``(sum_now + beta S) / (n_now + beta N)`` with
+        ``S`` and ``N`` the decayed sums and counts of the bin's past samples (:class:`BinHistory`). It gives sparse
+        bins (few envs, fine cells) more samples from the recent past; the older samples come from older
+        policies, so ``beta`` trades variance for lag. 0 (default): the current group only, Algorithm 2. Applies to
+        the finest binning level.
     """
 
     baseline: str = "mean"
     advantage_scale: str = "none"
     min_bin_samples: int = 0
     bin_fallback: str = "replace"
+    history_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_choice("baseline", self.baseline, BASELINES)
         check_choice("advantage_scale", self.advantage_scale, ADVANTAGE_SCALES)
         check_choice("bin_fallback", self.bin_fallback, BIN_FALLBACKS)
         object.__setattr__(self, "min_bin_samples", check_int("min_bin_samples", self.min_bin_samples, minimum=0))
+        if not is_number(self.history_weight) or not 0 <= self.history_weight < 1:
+            raise ArgumentError(
+                "history_weight", f"history_weight={self.history_weight!r} must be a number in [0, 1) (0: no history)."
+            )
 
     @property
     def uses_fallback(self) -> bool:
@@ -107,11 +118,31 @@ class GroupStats:
     fallback_share: float = 0.0
 
 
+@dataclass(frozen=True)
+class BinHistory:
+    """
+    The decayed samples of earlier rollouts, per bin (``history_weight`` of :class:`EstimatorConfig`): ``m`` bins.
+
+    :param keys: ``(m, k)`` bin keys.
+    :param sums: ``(m,)`` decayed sums of the bins' samples.
+    :param counts: ``(m,)`` decayed counts.
+    """
+
+    keys: np.ndarray
+    sums: np.ndarray
+    counts: np.ndarray
+
+    #: Bins whose decayed count falls below this are forgotten: the history stays the size of the bins in use.
+    MIN_COUNT = 1e-3
+
+
 class GroupAdvantages(NamedTuple):
     returns: np.ndarray
     advantages: np.ndarray
     baselines: np.ndarray
     stats: GroupStats
+    #: The bins' samples for the next rollout's ``history`` (None without ``history_weight``).
+    history: BinHistory | None = None
 
 
 def discounted_returns(rewards: np.ndarray, episode_starts: np.ndarray, gamma: float) -> np.ndarray:
@@ -218,6 +249,45 @@ class _BinLevel(NamedTuple):
     baselines: np.ndarray  # (n,) each step's baseline at this level
     weights: np.ndarray  # (n,) samples averaged into each step's baseline (one less if its own is left out)
     variances: np.ndarray | None  # (n,) population variance of each step's bin, exactly 0 when its samples are equal
+    history: BinHistory | None = None  # the bins' samples, this group's added to the decayed past ones
+
+
+def _with_history(
+    keys: np.ndarray,
+    bins: np.ndarray,
+    n_bins: int,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    history: BinHistory | None,
+    beta: float,
+) -> tuple[np.ndarray, np.ndarray, BinHistory]:
+    """
+    This group's bin sums and counts plus the decayed past ones of the same bins, and the history for the next group.
+
+    :return: ``(n_bins,)`` sums and (float) counts including the past, and the new :class:`BinHistory`.
+    """
+    used = np.flatnonzero(counts > 0)
+    key_of_bin = np.empty((n_bins, keys.shape[1]), dtype=keys.dtype)
+    key_of_bin[bins] = keys  # every step of a bin has the bin's key
+    current = key_of_bin[used]
+    past = history if history is not None and history.keys.shape[1:] == current.shape[1:] else None
+    all_keys = current if past is None else np.concatenate((current, past.keys.astype(current.dtype)))
+    unique, index = np.unique(all_keys, axis=0, return_inverse=True)
+    index = index.reshape(-1)
+    total_sums = np.zeros(len(unique))
+    total_counts = np.zeros(len(unique))
+    if past is not None:
+        np.add.at(total_sums, index[len(current) :], beta * past.sums)
+        np.add.at(total_counts, index[len(current) :], beta * past.counts)
+    past_sums, past_counts = total_sums[index[: len(current)]], total_counts[index[: len(current)]]
+    total_sums[index[: len(current)]] += sums[used]
+    total_counts[index[: len(current)]] += counts[used]
+    keep = total_counts >= BinHistory.MIN_COUNT
+    new_history = BinHistory(unique[keep], total_sums[keep], total_counts[keep])
+    combined_sums, combined_counts = sums.astype(np.float64), counts.astype(np.float64)
+    combined_sums[used] += past_sums
+    combined_counts[used] += past_counts
+    return combined_sums, combined_counts, new_history
 
 
 def _bin_level(
@@ -227,6 +297,8 @@ def _bin_level(
     returns: np.ndarray,
     group_mask: np.ndarray | None,
     config: EstimatorConfig,
+    history: BinHistory | None = None,
+    use_history: bool = False,
 ) -> _BinLevel:
     """
     Algorithm 2 at one binning level: each trajectory inserts its return at its first visit of a bin, and each
@@ -238,6 +310,8 @@ def _bin_level(
     :param returns: ``(n,)`` returns.
     :param group_mask: ``(n,)`` steps that belong to the group, or ``None`` for all (no masking passes).
     :param config: The estimator variants.
+    :param history: The past samples of the level's bins (``history_weight``).
+    :param use_history: Add the past samples (the finest level, with ``history_weight > 0``).
     """
     bins, n_bins = bin_index(keys)
     leave_one_out = config.baseline == "leave_one_out"
@@ -260,24 +334,27 @@ def _bin_level(
     inserted_bins, inserted_returns = bins[inserted], returns[inserted]
     counts = np.bincount(inserted_bins, minlength=n_bins)
     sums = np.bincount(inserted_bins, weights=inserted_returns, minlength=n_bins)
+    new_history, averaged_sums, averaged = None, sums, counts
+    if use_history:
+        averaged_sums, averaged, new_history = _with_history(keys, bins, n_bins, sums, counts, history, config.history_weight)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / counts
+        means = averaged_sums / averaged
     step_counts = counts[bins]
     baselines = means[bins]
-    weights = step_counts
+    weights = averaged[bins]
     if leave_one_out:
         own = returns if first_of_step is None else returns[first_of_step]
         if group_mask is None:
             own_inserted = np.ones(len(bins))
         else:
             own_inserted = (group_mask if first_of_step is None else group_mask[first_of_step]).astype(np.float64)
-        weights = step_counts - own_inserted
+        weights = weights - own_inserted
         # A bin of one trajectory has no other sample: its baseline stays the mean, i.e. that sample.
-        baselines = np.divide(sums[bins] - own * own_inserted, weights, out=baselines, where=weights > 0)
+        baselines = np.divide(averaged_sums[bins] - own * own_inserted, weights, out=baselines, where=weights > 0)
     variances = None
     if config.advantage_scale == "bin_std":
-        residuals = inserted_returns - means[inserted_bins]
         with np.errstate(invalid="ignore", divide="ignore"):
+            residuals = inserted_returns - (sums / counts)[inserted_bins]  # the spread of this group's samples
             bin_variances = np.bincount(inserted_bins, weights=residuals * residuals, minlength=n_bins) / counts
         # Exactly 0 where all samples of a bin are equal (a lone sample included): the rounding of the mean would
         # otherwise leave a tiny spread that turns a revisit's nonzero R - b into a huge advantage.
@@ -285,7 +362,7 @@ def _bin_level(
         reference[inserted_bins] = inserted_returns
         spread = np.bincount(inserted_bins, weights=inserted_returns != reference[inserted_bins], minlength=n_bins) > 0
         variances = np.where(spread, bin_variances, 0.0)[bins]
-    return _BinLevel(counts, step_counts, baselines, weights, variances)
+    return _BinLevel(counts, step_counts, baselines, weights, variances, new_history)
 
 
 def _combine_levels(levels: Sequence[_BinLevel], config: EstimatorConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -337,6 +414,7 @@ def group_advantages(
     valid: np.ndarray | None = None,
     config: EstimatorConfig = ALGORITHM_2,
     coarse_keys: Sequence[tuple[np.ndarray, bool]] = (),
+    history: BinHistory | None = None,
 ) -> GroupAdvantages:
     """
     GPG advantages ``A = R - b(f(s, t))`` with the group baseline of Algorithm 2.
@@ -364,6 +442,8 @@ def group_advantages(
         with keys shaped like ``bin_keys`` (for space-time binning: the time keys, then the universal keys; see
         :attr:`sb3_gpg.binning.Binning.coarser`). Each is binned like the fine level, with its own first visits.
         Only read when ``config`` turns the fallback on.
+    :param history: The decayed samples of the earlier rollouts' bins (the ``history`` of the previous call's
+        result), read with ``config.history_weight > 0``.
     :return: returns, advantages and baselines as ``(n_steps, n_envs)`` float64 arrays, and the group's
         :class:`GroupStats`.
     """
@@ -379,8 +459,17 @@ def group_advantages(
     if config.uses_fallback:
         level_keys += list(coarse_keys)
     levels = [
-        _bin_level(np.asarray(keys).reshape(n, -1), include_time, trajectory, returns, group_mask, config)
-        for keys, include_time in level_keys
+        _bin_level(
+            np.asarray(keys).reshape(n, -1),
+            include_time,
+            trajectory,
+            returns,
+            group_mask,
+            config,
+            history=history,
+            use_history=index == 0 and config.history_weight > 0,
+        )
+        for index, (keys, include_time) in enumerate(level_keys)
     ]
     fallback_share = 0.0
     if len(levels) == 1:
@@ -423,4 +512,6 @@ def group_advantages(
         advantage_std=std(group_advs),
         fallback_share=fallback_share,
     )
-    return GroupAdvantages(returns.reshape(shape), advantages.reshape(shape), baselines.reshape(shape), stats)
+    return GroupAdvantages(
+        returns.reshape(shape), advantages.reshape(shape), baselines.reshape(shape), stats, levels[0].history
+    )

@@ -104,6 +104,12 @@ def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
         check_choice("objective", arguments["objective"], OBJECTIVES)
     if "shared_starts" in arguments:
         check_shared_starts(arguments["shared_starts"], arguments.get("collection", "window"))
+        if arguments["shared_starts"] > 1 and arguments.get("history_weight", 0):
+            raise ArgumentError(
+                "history_weight",
+                f"history_weight={arguments['history_weight']!r} with shared_starts={arguments['shared_starts']}: the "
+                "bins of shared starts are new at every rollout, so they have no history. Use one or the other.",
+            )
     if "binning" in arguments:
         check_binning(arguments["binning"])
     check_bin_size(arguments.get("bin_size"))
@@ -241,6 +247,10 @@ class GPG(PPO):
     :param min_bin_samples: ``k`` of the coarser-bin fallback, 0 (default) for none: sparse bins borrow the
         baseline of a coarser binning (space-time → time → universal).
     :param bin_fallback: ``"replace"`` or ``"shrink"``: how a sparse bin borrows, see ``min_bin_samples``.
+    :param history_weight: ``beta`` in ``[0, 1)``: each bin's baseline also averages the samples of earlier
+        rollouts, weighted ``beta ** age``; more samples for sparse bins (few envs, fine cells) at the price of lag
+        behind the policy. 0 (default): the current group only. Not with ``shared_starts > 1``, whose bins are new
+        each rollout.
     :param signal_rescale: The correction of arXiv 2504.02546 for steps that carry no signal (their return
         equals their bin's baseline, a bin of one trajectory included: their advantage is 0). The per-minibatch
         advantage normalization (if on) is computed over the other steps and leaves them at 0 (otherwise they
@@ -296,6 +306,7 @@ class GPG(PPO):
         advantage_scale: str = "none",
         min_bin_samples: int = 0,
         bin_fallback: str = "replace",
+        history_weight: float = 0.0,
         signal_rescale: bool = False,
         objective: str = "clip",
         **kwargs: Any,
@@ -323,6 +334,7 @@ class GPG(PPO):
                 advantage_scale=advantage_scale,
                 min_bin_samples=min_bin_samples,
                 bin_fallback=bin_fallback,
+                history_weight=history_weight,
                 signal_rescale=signal_rescale,
                 objective=objective,
             )
@@ -342,6 +354,7 @@ class GPG(PPO):
         self.advantage_scale = advantage_scale
         self.min_bin_samples = min_bin_samples
         self.bin_fallback = bin_fallback
+        self.history_weight = history_weight
         self.signal_rescale = bool(signal_rescale)
         self.objective = objective
         with warnings.catch_warnings():

@@ -505,3 +505,85 @@ def test_binnings_expose_their_coarser_levels(name, coarser):
     binning = make_binning(name, space)
     assert [level.name for level in binning.coarser] == coarser
     assert [level.name for level in make_binning(lambda obs, t: t, space).coarser] == ["none"]
+
+
+# --- Bin history: earlier rollouts' samples, decayed ---
+
+
+def reference_history(rollouts, beta, baseline="mean"):
+    """Algorithm 2 over successive rollouts whose bins keep their past samples with weight beta ** age: loops and
+    dicts. ``rollouts`` holds ``(rewards, episode_starts, keys, gamma)``; returns each rollout's advantages."""
+    past_sums, past_counts, results = defaultdict(float), defaultdict(float), []
+    for rewards, episode_starts, keys, gamma in rollouts:
+        trajectories, trajectory_of, returns = trajectories_and_returns(rewards, episode_starts, gamma)
+        samples = defaultdict(dict)  # key -> {trajectory: first-visit return}
+        for index, trajectory in enumerate(trajectories):
+            for step, env in trajectory:
+                samples[keys[step][env]].setdefault(index, returns[step, env])
+        advantages = np.zeros_like(rewards, dtype=np.float64)
+        for (step, env), ret in returns.items():
+            key = keys[step][env]
+            total = sum(samples[key].values()) + beta * past_sums[key]
+            count = len(samples[key]) + beta * past_counts[key]
+            if baseline == "leave_one_out" and count > 1:
+                own = samples[key][trajectory_of[step, env]]
+                total, count = total - own, count - 1
+            advantage = ret - total / count
+            advantages[step, env] = 0.0 if abs(advantage) <= NO_SIGNAL_RTOL * abs(ret) else advantage
+        for key in set(past_sums) | set(samples):
+            past_sums[key] = beta * past_sums[key] + sum(samples[key].values()) if key in samples else beta * past_sums[key]
+            past_counts[key] = beta * past_counts[key] + len(samples[key]) if key in samples else beta * past_counts[key]
+        results.append(advantages)
+    return results
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rollouts=st.lists(rollouts(n_dims=1, reward_elements=QUARTER_REWARDS), min_size=3, max_size=3),
+    beta=st.sampled_from([0.5, 0.9]),
+    baseline=st.sampled_from(["mean", "leave_one_out"]),
+)
+def test_history_matches_a_loop_over_successive_rollouts(rollouts, beta, baseline):
+    """State binning (revisits) over three rollouts of different shapes: each bin's baseline averages its current
+    samples and its decayed past ones."""
+    config = EstimatorConfig(baseline=baseline, history_weight=beta)
+    binning = make_binning("state", spaces.Discrete(5, start=-2))
+    history, reference_input, results = None, [], []
+    for rewards, episode_starts, times, observations, gamma in rollouts:
+        n_steps, n_envs = rewards.shape
+        keys = binning(observations.reshape(-1, 1).astype(np.int64), times.reshape(-1)).reshape(n_steps, n_envs, -1)
+        result = group_advantages(rewards, episode_starts, keys, gamma, config=config, history=history)
+        history = result.history
+        results.append(result.advantages)
+        reference_input.append((rewards, episode_starts, keys_as_tuples(keys, n_steps, n_envs), gamma))
+    for actual, expected in zip(results, reference_history(reference_input, beta, baseline), strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-7, atol=1e-7)
+
+
+def test_history_gives_a_lone_trajectory_a_baseline_from_its_past():
+    """One env, time bins: alone, every advantage is 0; with history, the second rollout's time bins compare
+    with the first's returns."""
+    rewards = np.array([[1.0], [2.0], [3.0]])
+    starts = np.array([[True], [False], [False]])
+    times = np.array([[0], [1], [2]])
+    config = EstimatorConfig(history_weight=0.5)
+    first = group_advantages(rewards, starts, times, 1.0, True, config=config)
+    assert np.all(first.advantages == 0)
+    second = group_advantages(rewards + 1.0, starts, times, 1.0, True, config=config, history=first.history)
+    # returns 9, 7, 4 now and 6, 5, 3 before: (9 + 0.5 * 6) / 1.5 = 8, (7 + 0.5 * 5) / 1.5, (4 + 0.5 * 3) / 1.5
+    np.testing.assert_allclose(second.baselines[:, 0], [8.0, 9.5 / 1.5, 5.5 / 1.5])
+    assert second.history.counts.tolist() == [1.5, 1.5, 1.5]
+
+
+def test_zero_history_weight_is_algorithm2_and_keeps_no_history():
+    rewards, starts, times = lonely_bin_rollout()
+    plain = group_advantages(rewards, starts, times, 1.0, True)
+    assert plain.history is None
+    with_past = group_advantages(rewards, starts, times, 1.0, True, history=plain.history)
+    np.testing.assert_array_equal(with_past.advantages, plain.advantages)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "0.5", True])
+def test_bad_history_weight_is_refused(value):
+    with pytest.raises(ArgumentError, match=r"history_weight=.* must be a number in \[0, 1\)"):
+        EstimatorConfig(history_weight=value)

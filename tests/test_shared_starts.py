@@ -95,13 +95,14 @@ def test_native_vector_env_cannot_seed_sub_envs_and_says_so():
         ),
         (dict(shared_starts=0, collection="episodes"), r"shared_starts=0 must be an integer >= 1"),
         (dict(shared_starts=2.5, collection="episodes"), r"shared_starts=2.5 must be an integer >= 1"),
+        (dict(shared_starts=2, history_weight=0.5), r"history_weight=0.5 with shared_starts=2: the bins of shared starts"),
     ],
 )
 def test_bad_shared_starts_are_refused(kwargs, match):
     kwargs = {"collection": "episodes", **kwargs}
     with pytest.raises(ArgumentError, match=match) as error:
         GPG("MlpPolicy", pendulum("dummy"), n_steps=8, batch_size=48, **kwargs)
-    assert error.value.argument == "shared_starts"
+    assert error.value.argument in ("shared_starts", "history_weight")
 
 
 @pytest.mark.parametrize("binning", ["time", "none"])

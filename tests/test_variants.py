@@ -17,6 +17,7 @@ VARIANT_OPTIONS = dict(
     advantage_scale="bin_std",
     min_bin_samples=3,
     bin_fallback="shrink",
+    history_weight=0.5,
     signal_rescale=True,
     objective="pg",
 )
@@ -79,7 +80,7 @@ def test_options_are_saved_and_loaded(tmp_path):
     loaded = GPG.load(tmp_path / "gpg", env=env)
     for name, value in VARIANT_OPTIONS.items():
         assert getattr(loaded, name) == value
-    assert loaded.rollout_buffer.estimator == EstimatorConfig("leave_one_out", "bin_std", 3, "shrink")
+    assert loaded.rollout_buffer.estimator == EstimatorConfig("leave_one_out", "bin_std", 3, "shrink", 0.5)
     loaded.learn(64, reset_num_timesteps=False)
     assert loaded.rollout_buffer.group_stats is not None
 
@@ -178,3 +179,17 @@ def test_fallback_gives_a_lonely_group_signal_and_no_warning():
         model.learn(64)
     assert model.rollout_buffer.group_stats.fallback_share == 1.0
     assert np.any(model.rollout_buffer.advantages != 0)
+
+
+def test_history_gives_a_single_env_a_signal():
+    """One env and time bins: alone in every bin, nothing to learn from; the bins' history gives each step a
+    baseline from the earlier rollouts' returns."""
+    alone = GPG("MlpPolicy", "Pendulum-v1", n_steps=200, batch_size=200, n_epochs=1, seed=0)
+    with pytest.warns(UserWarning, match="No step of this group carries a learning signal"):
+        alone.learn(400)
+    model = GPG("MlpPolicy", "Pendulum-v1", n_steps=200, batch_size=200, n_epochs=1, history_weight=0.9, seed=0)
+    records = recorded(model)
+    model.learn(600)
+    shares = [record["group/no_signal_share"] for record in records if "group/no_signal_share" in record]
+    assert shares[0] == 1.0 and max(shares[1:]) == 0.0  # from the second rollout on, every step has a baseline
+    assert model.rollout_buffer.history.counts.max() == pytest.approx(1 + 0.9 + 0.81)
