@@ -453,7 +453,6 @@ def run_one(spec: RunSpec, progress_position: int = 0, task: Task | None = None)
     :param progress_position: Line of its progress bar (one per worker).
     :param task: The task's definition; default ``TASKS[spec.task]``.
     """
-    import torch as th
     from tqdm import tqdm
 
     task = TASKS[spec.task] if task is None else task
@@ -492,6 +491,16 @@ def run_one(spec: RunSpec, progress_position: int = 0, task: Task | None = None)
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         steps_per_second=model.num_timesteps / train_seconds,
+        **provenance(),
+    )
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a run was made: package versions, the commit (and uncommitted changes to the package),
+    the machine, torch's threads and when it finished; every record ends with these."""
+    import torch as th
+
+    return dict(
         versions=versions(),
         git_commit=git_commit(),
         git_dirty=git_dirty(),

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cli import Suite, main
-from benchmarks.harness import git_commit, git_dirty, versions
+from benchmarks.harness import provenance, versions
 from benchmarks.report import interval_estimate, machine, markdown_table
 from benchmarks.sweep import Run
 
@@ -287,12 +287,7 @@ def run_zoo(spec: ZooRunSpec, progress_position: int = 0) -> dict[str, Any]:
         eval=dict(returns=returns, lengths=lengths, deterministic=True),
         train_seconds=train_seconds,
         steps_per_second=model.num_timesteps / train_seconds,
-        versions=versions(),
-        git_commit=git_commit(),
-        git_dirty=git_dirty(),
-        machine=machine(),
-        torch_threads=th.get_num_threads(),
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **provenance(),
     )
 
 

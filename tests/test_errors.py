@@ -8,25 +8,11 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_gpg import GPG
 from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.binning import make_binning
-
-
-class RecordingWriter(KVWriter):
-    def __init__(self):
-        self.records = []
-
-    def write(self, key_values, key_excluded, step=0):
-        self.records.append(dict(key_values))
-
-
-def recorded(model):
-    writer = RecordingWriter()
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
-    return writer.records
+from tests.recording import recorded
 
 
 @pytest.mark.parametrize("argument,value", [("gae_lambda", 0.95), ("vf_coef", 0.5), ("clip_range_vf", 0.2)])

@@ -4,10 +4,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_gpg import GPG
 from sb3_gpg.estimator import group_advantages
+from tests.recording import recorded
 from tests.test_estimator import episode_times_of, reference_algorithm2
 
 
@@ -124,20 +124,11 @@ def test_complete_episode_collection_never_truncates():
         assert np.all(rollout["advantages"][~valid] == 0)
 
 
-class RecordingWriter(KVWriter):
-    def __init__(self):
-        self.records = []
-
-    def write(self, key_values, key_excluded, step=0):
-        self.records.append(dict(key_values))
-
-
 def test_group_statistics_are_logged():
     model = GPG("MlpPolicy", counting_vec_env(), n_steps=8, batch_size=24, seed=0)
-    writer = RecordingWriter()
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
+    records = recorded(model)
     model.learn(48)
-    logged = writer.records[-1]
+    logged = records[-1]
     for key in (
         "group/trajectories",
         "group/bins",

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import KVWriter, Logger
 
 from sb3_gpg import GPG
 from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.estimator import EstimatorConfig, group_advantages
+from tests.recording import recorded
 
 VARIANT_OPTIONS = dict(
     baseline="leave_one_out",
@@ -21,20 +21,6 @@ VARIANT_OPTIONS = dict(
     signal_rescale=True,
     objective="pg",
 )
-
-
-class RecordingWriter(KVWriter):
-    def __init__(self):
-        self.records = []
-
-    def write(self, key_values, key_excluded, step=0):
-        self.records.append(dict(key_values))
-
-
-def recorded(model):
-    writer = RecordingWriter()
-    model.set_logger(Logger(folder=None, output_formats=[writer]))
-    return writer.records
 
 
 @pytest.mark.parametrize(
