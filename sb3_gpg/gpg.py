@@ -75,6 +75,15 @@ def _check_ppo_arguments(arguments: Mapping[str, Any]) -> None:
     gamma = arguments.get("gamma", 0.99)
     if not is_number(gamma) or not 0 <= gamma <= 1:
         raise ArgumentError("gamma", f"gamma={gamma!r} must be a number in [0, 1].")
+    for name in ("ent_coef", "max_grad_norm"):
+        if name in arguments and not is_number(arguments[name]):
+            raise ArgumentError(name, f"{name}={arguments[name]!r} must be a finite number.")
+    if arguments.get("target_kl") is not None and not (is_number(arguments["target_kl"]) and arguments["target_kl"] > 0):
+        raise ArgumentError("target_kl", f"target_kl={arguments['target_kl']!r} must be a positive number or None.")
+    if "sde_sample_freq" in arguments:
+        check_int("sde_sample_freq", arguments["sde_sample_freq"], minimum=-1)
+    if "stats_window_size" in arguments:
+        check_int("stats_window_size", arguments["stats_window_size"])
     for name in ("normalize_advantage", "use_sde", "signal_rescale"):
         if name in arguments:
             check_bool(name, arguments[name])
@@ -322,6 +331,11 @@ class GPG(PPO):
                 learning_rate=learning_rate,
                 clip_range=clip_range,
                 gamma=gamma,
+                ent_coef=ent_coef,
+                max_grad_norm=max_grad_norm,
+                target_kl=target_kl,
+                sde_sample_freq=sde_sample_freq,
+                stats_window_size=stats_window_size,
                 normalize_advantage=normalize_advantage,
                 use_sde=use_sde,
                 policy_kwargs=policy_kwargs,

@@ -86,6 +86,11 @@ def test_unknown_collection_mode():
         ("learning_rate", "fast", r"learning_rate='fast' must be a finite number or a schedule"),
         ("gamma", 1.5, r"gamma=1.5 must be a number in \[0, 1\]"),
         ("normalize_advantage", "no", r"normalize_advantage='no' must be True or False"),
+        ("ent_coef", "high", r"ent_coef='high' must be a finite number"),
+        ("max_grad_norm", None, r"max_grad_norm=None must be a finite number"),
+        ("target_kl", -0.1, r"target_kl=-0.1 must be a positive number or None"),
+        ("sde_sample_freq", 2.5, r"sde_sample_freq=2.5 must be an integer >= -1"),
+        ("stats_window_size", 0, r"stats_window_size=0 must be an integer >= 1"),
     ],
 )
 def test_ppo_arguments_of_the_wrong_type_are_named(argument, value, match):
