@@ -57,13 +57,25 @@ def test_sampler_gives_valid_gpg_arguments() -> None:
         "one_minus_gamma": 0.01,
         "binning": "space_time",
         "bin_size": 0.5,
+        "min_bin_samples": 4,
+        "collection": "episodes",
+        "shared_starts": 2,
     }
     with zoo.drawing_from(zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=10**5)):
         sampled = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 0, 8, {})
     assert sampled["batch_size"] == 128 and sampled["n_steps"] == 64 and sampled["gamma"] == pytest.approx(0.99)
-    assert "n_envs" not in sampled
+    assert "n_envs" not in sampled and "history_weight" not in sampled  # no history with shared starts
+    assert (sampled["min_bin_samples"], sampled["bin_fallback"], sampled["shared_starts"]) == (4, "shrink", 2)
     model = GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=sampled.pop("n_steps"), **sampled, device="cpu")
     assert model.binning == "space_time" and model.bin_size == 0.5
+    # The window or carried trajectories: independent starts, and the bins' history drawn instead.
+    carry = {**params, "binning": "time", "collection": "carry", "history_weight": 0.9}
+    for key in ("bin_size", "min_bin_samples", "shared_starts"):
+        del carry[key]
+    with zoo.drawing_from(zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=10**5)):
+        sampled = zoo.sample_gpg_params(optuna.trial.FixedTrial(carry), 0, 8, {})
+    assert (sampled["collection"], sampled["history_weight"]) == ("carry", 0.9) and "shared_starts" not in sampled
+    GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=sampled.pop("n_steps"), **sampled, device="cpu")
     assert zoo.convert_gpg_params(params)["n_envs"] == 8
     with pytest.raises(ValueError, match="no n_envs"):
         zoo.convert_gpg_params({k: v for k, v in params.items() if k != "n_envs"})

@@ -27,6 +27,15 @@ N_STEPS_POW_RANGE = (5, 11)
 N_MINIBATCHES_CHOICES = (1, 2, 4, 8, 16, 32)
 #: Cell sizes ε of the spatial binnings that ``-optimize`` tries (the paper's Figure 4 values).
 BIN_SIZE_CHOICES = (0.2, 0.5, 1.0)
+#: Collection modes: the window, and the two that give complete returns (constant-penalty tasks, where the window's
+#: truncated returns are all equal and carry no signal).
+COLLECTION_CHOICES = ("window", "carry", "episodes")
+#: GRPO's groups of envs that share a start (complete episodes only): 1 is independent starts.
+SHARED_STARTS_CHOICES = (1, 2, 4)
+#: Weights of earlier rollouts' samples in each bin (few envs, sparse cells); 0 is the current group only.
+HISTORY_WEIGHT_CHOICES = (0.0, 0.5, 0.9)
+#: Sparse-bin fallback of the spatial binnings: 0 (off) or ``k`` with shrinkage toward the coarser bins.
+MIN_BIN_SAMPLES_CHOICES = (0, 4)
 
 
 def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
@@ -99,8 +108,11 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     Sampler of GPG hyperparameters for the Zoo's ``-optimize`` (``HYPERPARAMS_SAMPLER["gpg"]``).
 
     Draws the learning rate, ``n_steps``, the batch size (as a number of minibatches of the rollout), the
-    epochs, the clip range, the entropy coefficient, gamma, the group size ``n_envs`` and the GPG keys
-    ``binning`` and ``bin_size`` (for the spatial binnings). ``n_envs`` is drawn only when
+    epochs, the clip range, the entropy coefficient, gamma (down to 0.9), the group size ``n_envs`` and the GPG
+    keys ``binning``, ``bin_size`` and ``min_bin_samples`` (the spatial binnings, with the shrinking fallback),
+    ``collection``, ``shared_starts`` (complete episodes only) and ``history_weight`` (independent starts only): the
+    remedies for GPG's measured failure modes (equal truncated returns, start-state variance, sparse bins).
+    ``n_envs`` is drawn only when
     :class:`GPGExperimentManager` runs the study: it draws it first, builds the trial's envs with it, and the
     draw here returns the same value (Optuna returns a trial's existing value for a parameter name).
 
@@ -120,10 +132,16 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     params["learning_rate"] = trial.suggest_float("learning_rate", 1e-5, 5e-3, log=True)
     params["clip_range"] = trial.suggest_categorical("clip_range", (0.1, 0.2, 0.3, 0.4))
     params["ent_coef"] = trial.suggest_float("ent_coef", 1e-8, 0.1, log=True)
-    params["one_minus_gamma"] = trial.suggest_float("one_minus_gamma", 1e-4, 0.05, log=True)
+    params["one_minus_gamma"] = trial.suggest_float("one_minus_gamma", 1e-4, 0.1, log=True)
     params["binning"] = trial.suggest_categorical("binning", space.binnings)
     if params["binning"] in SPATIAL_BINNINGS:
         params["bin_size"] = trial.suggest_categorical("bin_size", BIN_SIZE_CHOICES)
+        params["min_bin_samples"] = trial.suggest_categorical("min_bin_samples", MIN_BIN_SAMPLES_CHOICES)
+    params["collection"] = trial.suggest_categorical("collection", COLLECTION_CHOICES)
+    if params["collection"] == "episodes":
+        params["shared_starts"] = trial.suggest_categorical("shared_starts", SHARED_STARTS_CHOICES)
+    if params.get("shared_starts", 1) == 1:
+        params["history_weight"] = trial.suggest_categorical("history_weight", HISTORY_WEIGHT_CHOICES)
 
     hyperparams = convert_gpg_params(params, n_envs=n_envs)
     # Display the values the model gets, as the Zoo's samplers do.
@@ -161,6 +179,9 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
         "gamma": 1 - sampled_params["one_minus_gamma"],
         "binning": sampled_params["binning"],
     }
-    if "bin_size" in sampled_params:
-        hyperparams["bin_size"] = sampled_params["bin_size"]
+    for key in ("bin_size", "collection", "shared_starts", "history_weight"):
+        if key in sampled_params:
+            hyperparams[key] = sampled_params[key]
+    if sampled_params.get("min_bin_samples"):
+        hyperparams.update(min_bin_samples=sampled_params["min_bin_samples"], bin_fallback="shrink")
     return hyperparams
