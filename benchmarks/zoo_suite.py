@@ -11,8 +11,9 @@ normalization, wrappers, schedules and policy keyword strings are exactly what `
 - ``gpg-ppo-entry``: GPG with the Zoo's PPO entry minus the critic's keys (``gae_lambda``, ``vf_coef``,
   ``clip_range_vf``, the ``vf`` layers of ``net_arch``): what a new user tries first.
 
-``--options key=value ...`` adds constructor options to the GPG runs (``collection=episodes shared_starts=4``), each
-set of options its own variant, so remedies are ablated on the same tasks, seeds and budget.
+``--options key=value ...`` adds constructor options (or Zoo keys such as ``n_envs``) to the GPG runs
+(``--options collection=episodes shared_starts=4``); each ``--options`` is its own variant and an empty one the entry
+as it is, so remedies are ablated on the same tasks, seeds and budget.
 
 Budget: the PPO entry's ``n_timesteps``, capped at 1M env steps, for every algorithm. Evaluation: the final policy,
 deterministic, 20 episodes on a fresh env made like the Zoo's evaluation env (frozen ``VecNormalize`` statistics
@@ -294,33 +295,39 @@ def run_zoo(spec: ZooRunSpec, progress_position: int = 0) -> dict[str, Any]:
 # --- Command line ---
 
 
-def _options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
-    pairs = []
-    for text in args.options or ():
-        name, separator, value = text.partition("=")
-        if not separator:
-            raise ValueError(f"--options takes key=value pairs, got {text!r}.")
-        pairs.append((name, parse_value(value)))
-    return tuple(pairs)
+def variants(args: argparse.Namespace) -> list[tuple[tuple[str, Any], ...]]:
+    """The option sets of ``--options`` (each occurrence one variant; an empty one is the entry as it is)."""
+    found = []
+    for texts in args.options or [[]]:
+        pairs = []
+        for text in texts:
+            name, separator, value = text.partition("=")
+            if not separator:
+                raise ValueError(f"--options takes key=value pairs, got {text!r}.")
+            pairs.append((name, parse_value(value)))
+        found.append(tuple(pairs))
+    return found
 
 
 def plan(args: argparse.Namespace) -> list[Run]:
-    options = _options(args)
     profile = PROFILES[args.profile]
     runs = []
     # Algorithm first, then tasks in the order given: a sweep does one algorithm's runs before the next's.
     for algo in args.algos:
-        for name in args.tasks:
-            seeds = args.seeds or profile.seeds or tuple(range(TASKS[name].seeds))
-            for seed in seeds:
-                spec = ZooRunSpec(name, algo, seed, args.profile, options if algo != "ppo" else ())
-                runs.append(Run(spec, spec.file()))
+        for options in variants(args) if algo != "ppo" else [()]:
+            for name in args.tasks:
+                seeds = args.seeds or profile.seeds or tuple(range(TASKS[name].seeds))
+                for seed in seeds:
+                    spec = ZooRunSpec(name, algo, seed, args.profile, options)
+                    runs.append(Run(spec, spec.file()))
     return runs
 
 
 def arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--algos", nargs="+", default=["ppo", "gpg"], choices=ALGOS, help="algorithms (default ppo gpg)")
-    parser.add_argument("--options", nargs="*", help="GPG constructor options key=value, a variant of the GPG runs")
+    parser.add_argument("--options", nargs="*", action="append",
+                        help="GPG constructor options key=value: a variant of the GPG runs; repeat for more variants, "
+                        "an empty --options is the entry as it is (default: the entry only)")  # fmt: skip
 
 
 def _score_rows(records: Sequence[dict[str, Any]]) -> np.ndarray:
