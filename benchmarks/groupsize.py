@@ -6,7 +6,7 @@ GPG's group is its ``n_envs`` parallel trajectories. At a fixed budget ``B`` of 
 time binning and the learning benchmark's hyperparameters (``harness.TASKS``, ``--profile``), at every group size
 of ``--envs`` and at one or more budgets per task.
 
-The scaling law of arXiv 2603.01162 (``../shared/seeds/003_781e3d324aa83911.txt``; GRPO's gradient is a
+The scaling law of arXiv 2603.01162 (GRPO's gradient is a
 U-statistic) says that the optimal group size depends on the problem (its data and policy geometry) but not on the
 budget or the number of iterations. Measuring two budgets on CartPole-v1 tests that: the law predicts the same best
 group size at both (an empirical study of LLM RL, arXiv 2603.12151, found instead the best number of parallel
@@ -182,7 +182,7 @@ Seeds: {"; ".join(f"{TASKS[t].env_id} {', '.join(map(str, seeds[t]))}" for t in 
         sum(cell.expected for cell in cells.values())
     } runs finished.
 
-Two predictions to compare: the U-statistic scaling law of GRPO (arXiv 2603.01162, `seeds/003`) says the best
+Two predictions to compare: the U-statistic scaling law of GRPO (arXiv 2603.01162) says the best
 group size depends on the problem, not on the budget, so it should be the same at every budget of a task; the
 IsoCompute study of LLM RL (arXiv 2603.12151) found the best number of parallel rollouts growing with the budget.
 

@@ -4,7 +4,7 @@ One run = one algorithm (GPG or SB3's PPO) trained for a number of iterations (r
 env count and one seed, then evaluated deterministically: :func:`run_one` does a run described by a :class:`RunSpec`
 and returns a JSON-ready record. :mod:`benchmarks.sweep` runs lists of them and keeps one result file per run.
 
-Hyperparameters (``../shared/GPG-SPEC.md``, "Hyperparameter sources", the paper's Appendix B) are one set per task,
+Hyperparameters (the paper's Appendix B, arXiv 2510.03679) are one set per task,
 shared by GPG and PPO; PPO additionally gets its critic's settings (``gae_lambda`` from the source, ``vf_coef``
 0.5). Profiles (``paper``, ``reduced``, ``smoke``) change only the rollout length, env counts, seeds and eval
 episodes.

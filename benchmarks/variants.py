@@ -5,10 +5,10 @@ hyperparameters (``harness.TASKS``, profile ``--profile``), on LunarLander-v3 an
 large group size (4 and 32 envs by default):
 
 - ``time``: the paper's GPG (GPG's defaults). These are the learning benchmark's GPG runs, shared, not repeated.
-- ``leave-one-out``: ``baseline="leave_one_out"`` (the U-statistic baseline, seeds/003).
+- ``leave-one-out``: ``baseline="leave_one_out"`` (the U-statistic baseline, arXiv 2603.01162).
 - ``bin-std``: ``advantage_scale="bin_std"`` (GRPO's per-group std scaling).
-- ``signal-rescale``: ``signal_rescale=True`` (seeds/001's correction for bins without signal).
-- ``pg-objective``: ``objective="pg"`` (seeds/001's plain policy-gradient objective, no clipping).
+- ``signal-rescale``: ``signal_rescale=True`` (the correction of arXiv 2504.02546 for bins without signal).
+- ``pg-objective``: ``objective="pg"`` (the plain policy-gradient objective of arXiv 2504.02546, no clipping).
 - ``space-time ε``: space-time binning alone (fine bins starve at small group sizes, paper Figure 4; on
   LunarLander this is the binning ablation's run, shared), and with the sparse-bin fallback:
   ``space-time ε, replace k`` (``min_bin_samples=k, bin_fallback="replace"``: space-time → time → universal)
