@@ -477,7 +477,8 @@ class GPG(PPO):
 
         Differs from ``OnPolicyAlgorithm.collect_rollouts``: no value forward pass, no bootstrap of time
         limits (there is no critic: a truncated episode's continuation is 0), episode times recorded,
-        non-finite observations and rewards refused, and the ``"episodes"`` collection mode.
+        non-finite observations and rewards refused, the ``"episodes"`` and ``"carry"`` collection modes and the
+        rounds of shared starts.
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
