@@ -764,6 +764,9 @@ class GPG(PPO):
         no value loss, no explained variance). Loss variants go through :meth:`_minibatch_advantages` and
         :meth:`_policy_loss`, the minibatch's forward pass through :meth:`_evaluate_actions`.
         """
+        if self.rollout_buffer.group_stats is not None and self.rollout_buffer.group_stats.steps == 0:
+            # collection="carry" when no episode ended in the rollout: every trajectory waits for the next one.
+            return
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]

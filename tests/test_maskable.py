@@ -52,6 +52,22 @@ def test_collection_never_takes_an_invalid_action():
     assert np.all(taken[buffer.valid[:rows]] == 1)
 
 
+def test_carried_steps_keep_their_masks():
+    """collection="carry": the 50-step episodes outlast the 16-step window, so their steps are held back over several
+    rollouts; every action of the group is still valid under the mask it was sampled with."""
+    model = MaskableGPG(
+        "MlpPolicy", invalid_action_env(n_invalid_actions=18), n_steps=16, batch_size=64, collection="carry", seed=0
+    )
+    model.learn(4 * 16 * 4)  # four rollouts of 4 envs x 16 steps
+    buffer = model.rollout_buffer
+    rows = buffer.pos
+    assert rows == 64 and buffer.valid[:rows].sum() == 4 * 50  # each env's whole episode, carried through three rollouts
+    masks = buffer.action_masks[:rows]
+    assert np.all(masks.sum(axis=-1) == 2)
+    taken = np.take_along_axis(masks, buffer.actions[:rows].astype(np.int64), axis=-1)
+    assert np.all(taken[buffer.valid[:rows]] == 1)
+
+
 def test_masks_reach_the_update():
     """The update evaluates the stored actions under the stored masks: the logged entropy is that of a
     distribution over the 2 valid actions (at most log 2), not over all 20."""

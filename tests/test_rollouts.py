@@ -238,3 +238,15 @@ def test_carry_forgets_held_back_steps_when_the_envs_are_reset():
     assert model.rollout_buffer._carried is not None
     model.learn(16, reset_num_timesteps=True)  # resets the envs: no trajectory continues
     assert model.rollout_buffer.pos == 0 or model.rollout_buffer.episode_starts[0].all()
+
+
+def test_carry_rollouts_whose_episodes_all_run_on_train_nothing_until_one_ends():
+    """Pendulum's episodes last 200 steps: with a 64-step window the first three groups are empty (everything is
+    carried on), and the update waits for the first group with a finished episode."""
+    model = GPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), n_steps=64, batch_size=64, collection="carry")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(3 * 128)
+    assert model.rollout_buffer.group_stats.steps == 0 and model._n_updates == 0
+    assert all(np.array_equal(a.numpy(), b.detach().numpy()) for a, b in zip(before, model.policy.parameters(), strict=True))
+    model.learn(128, reset_num_timesteps=False)
+    assert model.rollout_buffer.group_stats.steps == 2 * 200 and model._n_updates > 0
