@@ -104,6 +104,7 @@ def _train() -> None:
     parser.add_argument("--grace-period", type=int, default=zoo.Heartbeat.grace_period)
     parser.add_argument("--max-retry", type=int, default=zoo.Heartbeat.max_retry)
     known, zoo_args = parser.parse_known_args(sys.argv[1:])
+    _check_params(zoo_args)
     try:
         heartbeat = zoo.Heartbeat(known.heartbeat_interval, known.grace_period, known.max_retry)
     except ArgumentError as error:
@@ -115,6 +116,30 @@ def _train() -> None:
     manager = functools.partial(zoo.GPGExperimentManager, vec_env_backend=backend, heartbeat=heartbeat)
     with _replaced(rl_zoo3.train, "ExperimentManager", manager):
         rl_zoo3.train.train()
+
+
+def _check_params(args: Sequence[str]) -> None:
+    """
+    Evaluate ``-params key:value ...`` as the Zoo's parser will (its ``StoreDict`` evals each value as Python), so
+    that a value it cannot evaluate (``n_envs:four``, an unquoted string) stops with the key named rather than with
+    a traceback from inside argparse.
+    """
+    import rl_zoo3.utils
+
+    from sb3_gpg import zoo
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
+    known, _ = parser.parse_known_args(args)
+    for text in known.hyperparams:
+        key, _, value = text.partition(":")
+        try:
+            eval(value, dict(vars(rl_zoo3.utils)))
+        except Exception as error:
+            raise zoo.ZooConfigError(
+                f"-params {text}: the Zoo evaluates the value of {key!r} as Python, and {value!r} fails ({error}). "
+                f"Quote strings (-params {key}:\"'{value}'\") and write numbers and lists as in Python."
+            ) from error
 
 
 @contextlib.contextmanager

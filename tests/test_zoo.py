@@ -328,6 +328,9 @@ def test_bad_value_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "Key 'vf_coef' set by -params vf_coef:... on the command line: vf_coef configures a critic" in error
     assert main([*args, "-params", "binning:'tme'"]) == 2
     assert "Key 'binning' set by -params binning:... on the command line: Unknown binning='tme'" in capsys.readouterr().err
+    # A value the Zoo's parser cannot evaluate as Python (a NameError traceback from inside argparse before).
+    assert main([*args, "-params", "n_envs:four"]) == 2
+    assert "-params n_envs:four: the Zoo evaluates the value of 'n_envs' as Python" in capsys.readouterr().err
 
 
 def test_unknown_env_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
