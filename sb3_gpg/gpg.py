@@ -111,18 +111,18 @@ def check_gpg_arguments(arguments: Mapping[str, Any]) -> None:
         check_choice("collection", arguments["collection"], COLLECTION_MODES)
     if "objective" in arguments:
         check_choice("objective", arguments["objective"], OBJECTIVES)
-    if "shared_starts" in arguments:
-        check_shared_starts(arguments["shared_starts"], arguments.get("collection", "window"))
-        if arguments["shared_starts"] > 1 and arguments.get("history_weight", 0):
-            raise ArgumentError(
-                "history_weight",
-                f"history_weight={arguments['history_weight']!r} with shared_starts={arguments['shared_starts']}: the "
-                "bins of shared starts are new at every rollout, so they have no history. Use one or the other.",
-            )
     if "binning" in arguments:
         check_binning(arguments["binning"])
     check_bin_size(arguments.get("bin_size"))
-    EstimatorConfig(**{name: arguments[name] for name in ESTIMATOR_ARGUMENTS if name in arguments})
+    estimator = EstimatorConfig(**{name: arguments[name] for name in ESTIMATOR_ARGUMENTS if name in arguments})
+    if "shared_starts" in arguments:
+        check_shared_starts(arguments["shared_starts"], arguments.get("collection", "window"))
+        if arguments["shared_starts"] > 1 and estimator.history_weight:
+            raise ArgumentError(
+                "history_weight",
+                f"history_weight={estimator.history_weight!r} with shared_starts={arguments['shared_starts']}: the "
+                "bins of shared starts are new at every rollout, so they have no history. Use one or the other.",
+            )
     policy_kwargs = arguments.get("policy_kwargs") or {}
     if not isinstance(policy_kwargs, Mapping):
         raise ArgumentError("policy_kwargs", f"policy_kwargs={policy_kwargs!r} must be a dict of policy arguments.")
