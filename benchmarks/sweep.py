@@ -246,20 +246,30 @@ def run_sweep(runs: Sequence[Run], runner: Runner, root: Path, workers: int = 1)
     # a run ends with it and loses at most that run.
     context = mp.get_context("spawn")
     jobs = [(run, root, workers, runner) for run in todo]
-    with context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),), maxtasksperchild=1) as pool, \
-            tqdm(total=len(todo), desc="sweep", position=0, unit="run", mininterval=5.0) as bar:  # fmt: skip
-        for outcome in pool.imap_unordered(_work, jobs):
-            bar.update(1)
-            if outcome.status == "failed":
-                failures += 1
-                tqdm.write(f"FAILED {outcome.name}:\n{outcome.detail}")
-            elif outcome.status == "locked":
-                locked.append(outcome.name)
-                tqdm.write(f"skipped {outcome.name}: another sweep is running it (lock held by {outcome.detail})")
-            elif outcome.status == "finished":
-                tqdm.write(f"skipped {outcome.name}: another sweep finished it")
-            else:
-                tqdm.write(f"{time.strftime('%H:%M:%S')} done {outcome.name}")
+    # close() and join() once the last run is in, not the with-block's terminate(): with maxtasksperchild=1 the pool
+    # may be spawning a replacement worker just then, and terminating it mid-start can hang the sweep for good.
+    pool = context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),), maxtasksperchild=1)
+    try:
+        with tqdm(total=len(todo), desc="sweep", position=0, unit="run", mininterval=5.0) as bar:
+            for outcome in pool.imap_unordered(_work, jobs):
+                bar.update(1)
+                if outcome.status == "failed":
+                    failures += 1
+                    tqdm.write(f"FAILED {outcome.name}:\n{outcome.detail}")
+                elif outcome.status == "locked":
+                    locked.append(outcome.name)
+                    tqdm.write(f"skipped {outcome.name}: another sweep is running it (lock held by {outcome.detail})")
+                elif outcome.status == "finished":
+                    tqdm.write(f"skipped {outcome.name}: another sweep finished it")
+                else:
+                    tqdm.write(f"{time.strftime('%H:%M:%S')} done {outcome.name}")
+    except BaseException:
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
     if locked:
         print(f"{len(locked)} run(s) left to the sweep that holds their lock; run again after it to check them.")
     return failures
