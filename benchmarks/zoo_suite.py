@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,8 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict[st
         for variant in variants:
             done = by_cell.get((task_name, variant), [])
             if not done:
-                rows.append([task.env_id, variant, f"pending (0/{expected.get((task_name, variant), 0)})", "", "", "", ""])
+                if "+" not in variant:  # an ablation variant not run on this task is left out; an entry is pending
+                    rows.append([task.env_id, variant, f"pending (0/{expected.get((task_name, variant), 0)})", "", "", "", ""])
                 continue
             scores = np.array([score(record) for record in done])
             iqm, low, high = interval_estimate(scores)
@@ -146,7 +148,9 @@ def _plot_curves(
                 if known.sum() >= 2:
                     curves.append(np.interp(grid, steps[known], values[known], left=np.nan))
             if curves:
-                mean = np.nanmean(np.array(curves), axis=0)
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a run's first episode
+                    mean = np.nanmean(np.array(curves), axis=0)
                 axis.plot(grid, mean, label=variant)
         axis.set_title(TASKS[task_name].env_id, fontsize=9)
         axis.set_xlabel("env steps", fontsize=8)
