@@ -183,6 +183,7 @@ class GroupRolloutBuffer(RolloutBuffer):
         carried = []
         for env in range(self.n_envs):
             first = int(last_start[env])
+            first += int(np.argmax(self.valid[first:rows, env]))  # not the padding above a carried trajectory
             if ended[env] or (max_length is not None and rows - first > max_length):
                 carried.append({})
                 continue
