@@ -328,6 +328,11 @@ def test_bad_value_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "Key 'vf_coef' set by -params vf_coef:... on the command line: vf_coef configures a critic" in error
     assert main([*args, "-params", "binning:'tme'"]) == 2
     assert "Key 'binning' set by -params binning:... on the command line: Unknown binning='tme'" in capsys.readouterr().err
+    # shared_starts must divide the entry's n_envs: said before anything is built, not from inside the Zoo's model.
+    shared = ["-params", "collection:'episodes'", "shared_starts:3", "n_envs:4"]
+    assert main([*args, *shared]) == 2
+    assert "Key 'shared_starts' set by -params shared_starts:... on the command line: shared_starts=3 does not divide " \
+        "n_envs=4" in capsys.readouterr().err  # fmt: skip
     # A value the Zoo's parser cannot evaluate as Python (a NameError traceback from inside argparse before).
     assert main([*args, "-params", "n_envs:four"]) == 2
     assert "-params n_envs:four: the Zoo evaluates the value of 'n_envs' as Python" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
 
 from sb3_gpg.arguments import ArgumentError, check_int, is_number
 from sb3_gpg.binning import make_binning
-from sb3_gpg.gpg import GPG, check_gpg_arguments
+from sb3_gpg.gpg import GPG, check_gpg_arguments, check_shared_starts
 from sb3_gpg.zoo.config import ALGO, ZooConfigError
 
 #: Keys of a Zoo YAML entry that the ``ExperimentManager`` consumes itself (budget, env creation, wrappers,
@@ -124,6 +124,9 @@ def check_hyperparameters(
         arguments = _constructor_arguments(hyperparams)
         check_gpg_arguments(arguments)
         _check_keys(hyperparams, n_timesteps)
+        if "shared_starts" in arguments:  # the entry knows n_envs, which shared_starts must divide
+            collection = arguments.get("collection", "window")
+            check_shared_starts(arguments["shared_starts"], collection, hyperparams.get("n_envs", 1))
         if observation_space is not None:
             with warnings.catch_warnings():
                 # An ignored bin_size is GPG's warning to give, once, when the model is built.
