@@ -341,7 +341,7 @@ def _bin_level(
         means = averaged_sums / averaged
     step_counts = counts[bins]
     baselines = means[bins]
-    weights = averaged[bins]
+    weights = step_counts if averaged is counts else averaged[bins]
     if leave_one_out:
         own = returns if first_of_step is None else returns[first_of_step]
         if group_mask is None:
