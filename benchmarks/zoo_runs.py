@@ -138,9 +138,32 @@ class ZooRunSpec:
         returns = np.asarray(record["eval"]["returns"], dtype=float)
         if len(returns) != PROFILES[self.profile].eval_episodes or not np.all(np.isfinite(returns)):
             raise ValueError(f"its evaluation has {len(returns)} returns, some not finite: {returns.tolist()}")
+        # A run counts for the entry it trained with: once an entry is retuned, its old runs are run again.
+        saved = record["hyperparameters"]
+        for key, value in entry_hyperparameters(self).items():
+            if key != "n_timesteps" and _normalized(saved.get(key)) != _normalized(value):
+                raise ValueError(f"it trained with {key}={saved.get(key)!r}, the entry now says {value!r}")
 
     def file(self) -> str:
         return f"zoo_suite/{self.profile}/{self.task}/{self.variant}_s{self.seed}.json"
+
+
+def _normalized(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def entry_hyperparameters(spec: ZooRunSpec) -> dict[str, Any]:
+    """The entry a run trains with, its options applied, as the Zoo saves it (before any preprocessing)."""
+    from sb3_gpg import zoo
+
+    task = TASKS[spec.task]
+    entry, _ = _entry(spec, task)
+    if entry is None:
+        entries = zoo.load_config(str(zoo.default_config_path()))
+        name = zoo.entry_name(entries, task.env_id)
+        assert name is not None, f"gpg.yml has no entry for {task.env_id} and no default"
+        entry = dict(entries[name])
+    return {**entry, **dict(spec.options)}
 
 
 def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any] | None, str]:
