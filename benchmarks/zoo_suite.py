@@ -151,14 +151,18 @@ def _plot_curves(
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a run's first episode
                     mean = np.nanmean(np.array(curves), axis=0)
-                axis.plot(grid, mean, label=variant)
+                axis.plot(grid, mean, label=variant, color=f"C{variants.index(variant) % 10}")  # one colour per variant
         axis.set_title(TASKS[task_name].env_id, fontsize=9)
         axis.set_xlabel("env steps", fontsize=8)
         axis.tick_params(labelsize=7)
     for axis in axes.ravel()[len(tasks) :]:
         axis.set_visible(False)
-    axes.ravel()[0].legend(fontsize=7)
-    figure.tight_layout()
+    labels: dict[str, Any] = {}
+    for axis in axes.ravel():
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3), fontsize=7)
+    figure.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 3), 1, 1))
     args.folder.mkdir(parents=True, exist_ok=True)
     path = args.folder / "zoo_suite.png"
     figure.savefig(path, dpi=110)
