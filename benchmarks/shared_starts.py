@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cli import Suite, main
-from benchmarks.report import interval_estimate, machine, markdown_table
+from benchmarks.report import interval_estimate, machines, markdown_table
 from benchmarks.sweep import Run
 from benchmarks.zoo_runs import PROFILES, TASKS, ZooRunSpec, run_zoo, score
 
@@ -122,7 +122,7 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict[st
     plt.close(figure)
     header = ["env", "K (envs per start)", "IQM [95% CI] over seeds", "mean ± std", "against K=1 (95% CIs)"]
     return (
-        f"Command: `{args.command_line}`. Machine(s): {machine()}; one torch thread per run. GPG bases: "
+        f"Command: `{args.command_line}`. Machine(s): {machines(records.values())}; one torch thread per run. GPG bases: "
         + "; ".join(f"{task}: {BASES[task].algo} {dict(BASES[task].options) or ''}".rstrip() for task in args.tasks)
         + ".\n\n"
         + markdown_table(header, rows)

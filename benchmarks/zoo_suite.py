@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.cli import Suite, main
-from benchmarks.report import interval_estimate, machine, markdown_table
+from benchmarks.report import interval_estimate, machines, markdown_table
 from benchmarks.sweep import Run
 from benchmarks.zoo_runs import ALGOS, PROFILES, TASKS, ZooRunSpec, parse_variants, run_zoo, score
 
@@ -108,7 +108,7 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict[st
             verdicts.append((task.env_id, variant, verdict))
     header = ["env", "algo", "IQM [95% CI] over seeds", "mean ± std", "env steps", "train min/run", "seeds"]
     body = [
-        f"Command: `{args.command_line}`. Machine(s): {machine()}; one torch thread per run.",
+        f"Command: `{args.command_line}`. Machine(s): {machines(records.values())}; one torch thread per run.",
         "",
         markdown_table(header, rows),
     ]
