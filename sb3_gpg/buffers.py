@@ -251,17 +251,20 @@ class GroupRolloutBuffer(RolloutBuffer):
             return level if start_groups is None else np.concatenate((level, start_groups), axis=-1)
 
         valid = self.valid[:rows]
-        # A step that enters the group after steps outside it starts a trajectory of the group (the padding above a
-        # carried trajectory, collection="carry"); everywhere else trajectories start at episode starts.
-        episode_starts = self.episode_starts[:rows].copy()
-        episode_starts[1:] |= valid[1:] & ~valid[:-1]
+        whole_group = bool(valid.all())
+        episode_starts = self.episode_starts[:rows]
+        if not whole_group:
+            # A step that enters the group after steps outside it starts a trajectory of the group (the padding above
+            # a carried trajectory, collection="carry"); everywhere else trajectories start at episode starts.
+            episode_starts = episode_starts.copy()
+            episode_starts[1:] |= valid[1:] & ~valid[:-1]
         estimate = group_advantages(
             self.rewards[:rows],
             episode_starts,
             keys(self.binning),
             self.gamma,
             keys_include_time=self.binning.keys_include_time,
-            valid=None if valid.all() else valid,
+            valid=None if whole_group else valid,
             config=self.estimator,
             # The coarser levels' keys are computed only when a fallback will read them.
             coarse_keys=[(keys(level), level.keys_include_time) for level in self.binning.coarser]
