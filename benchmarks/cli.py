@@ -103,6 +103,7 @@ def parse(suite: Suite, argv: Sequence[str] | None = None) -> argparse.Namespace
         check_choice("profile", args.profile, suite.profiles)
         for task in args.tasks:
             check_choice("task", task, suite.valid_tasks)
+        args.tasks = profile_tasks(suite, args)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     args.command_line = shlex.join(["python", "-m", f"benchmarks.{suite.name}", *argv])
@@ -110,6 +111,18 @@ def parse(suite: Suite, argv: Sequence[str] | None = None) -> argparse.Namespace
     if args.command == "report" and args.results_md is None:
         args.results_md = args.out.parent / "RESULTS.md"
     return args
+
+
+def profile_tasks(suite: Suite, args: argparse.Namespace) -> list[str]:
+    """``--tasks`` within the profile's: by default the suite's tasks that the profile runs; a task asked for by
+    name that the profile does not run is an error naming the ones it does."""
+    counts = getattr(suite.profiles[args.profile], "env_counts", None)
+    if counts is None:
+        return args.tasks
+    outside = [task for task in args.tasks if task not in counts]
+    if outside and args.tasks != list(suite.tasks):
+        raise ValueError(f"profile {args.profile!r} does not run {', '.join(outside)}: its tasks are {', '.join(counts)}.")
+    return [task for task in args.tasks if task in counts]
 
 
 def print_plan(suite: Suite, runs: Sequence[Run], root: Path) -> None:

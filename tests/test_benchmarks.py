@@ -177,3 +177,25 @@ def test_killing_a_sweep_ends_its_worker(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_paper_profile_plans_only_its_own_tasks_and_refuses_others_by_name(tmp_path):
+    result = suite("learning", "plan", "--profile", "paper", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    planned = re.findall(r"^  learning/paper/(\w+)/(\w+)_n(\d+)_s\d$", result.stdout, flags=re.M)
+    assert {(task, int(n)) for task, _, n in planned} == {
+        ("lunarlander", 64), ("lunarlander", 128), ("halfcheetah", 16), ("halfcheetah", 32)
+    }  # fmt: skip
+    assert len(planned) == 4 * 2 * 4  # 4 cells x GPG and PPO x 4 seeds
+    refused = suite("learning", "plan", "--profile", "paper", "--tasks", "cartpole", "--out", str(tmp_path))
+    assert refused.returncode != 0
+    assert "profile 'paper' does not run cartpole: its tasks are lunarlander, halfcheetah" in refused.stderr
+
+
+def test_the_envpool_backend_refuses_a_task_that_wraps_its_env():
+    from benchmarks.harness import TASKS, make_env
+
+    with pytest.raises(ValueError, match="CliffWalking-v1 wraps its env"):
+        make_env(TASKS["cliffwalking"], 2, 0, backend="envpool")
+    with pytest.raises(ValueError, match="valid backends are 'dummy', 'envpool'"):
+        make_env(TASKS["cartpole"], 2, 0, backend="subproc")
