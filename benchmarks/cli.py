@@ -151,7 +151,7 @@ def report(suite: Suite, args: argparse.Namespace, runs: list[Run]) -> None:
     if suite.profiles[args.profile].publish:
         replace_section(args.results_md, suite.section, body, after=suite.after)
     else:
-        print(f"Profile {args.profile} is a harness check: {args.results_md} left as it is; the report is in {path}.")
+        print(f"Profile {args.profile} does not replace its section of {args.results_md}; the report is in {path}.")
 
 
 def main(suite: Suite, argv: Sequence[str] | None = None) -> None:

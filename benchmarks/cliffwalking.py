@@ -34,10 +34,48 @@ from benchmarks.report import RESULTS, machine, markdown_table, replace_section
 
 INTRO_TEXT = (
     "CliffWalking-v1 stays at the time limit for GPG and PPO in the learning benchmark, where the paper reports -17."
-    " Two suspects, the benchmark's 200-step time limit and SB3's one-hot observation (CleanRL feeds the raw state"
-    " index), were checked by `benchmarks/cliffwalking.py`; neither explains it: with either encoding and a limit"
-    " of 200, 1,000 or 10,000 steps GPG never reaches the goal in 200 iterations at 4 envs."
+    " Do not chase it: the -17 does not come from the paper's own code base either. CleanRL's `ppo.py` (the paper's"
+    " starting point, commit fe8d8a03), run as CleanRL runs it (no time limit, the raw state index as observation,"
+    " 200 iterations) under gymnasium 0.29.1 and 1.4, almost never reaches the goal with PPO or GPG at 1, 4, 16, 32"
+    " or 128 envs, and with a 200-step limit both end at -200, as here (measured by the maintainers with CleanRL's"
+    " script, reported in issue 12; no script here re-runs CleanRL). The reason is exploration: {walk}. Two suspects"
+    " on our side, the benchmark's 200-step time limit and SB3's one-hot observation, were checked by"
+    " `benchmarks/cliffwalking.py`; neither changes it: with either encoding and a limit of 200, 1,000 or 10,000"
+    " steps GPG never reaches the goal in 200 iterations at 4 envs."
 )
+
+
+def random_walk() -> tuple[float, float]:
+    """Expected steps to the goal, and expected undiscounted return, of the uniform random policy from the start
+    state of CliffWalking-v1, solved exactly from the env's own transition table (``env.unwrapped.P``): the
+    cliff sends the walker back to the start without ending the episode, so the goal is the only way out."""
+    env = gym.make("CliffWalking-v1").unwrapped
+    n_states, n_actions = env.observation_space.n, env.action_space.n
+    start = int(np.argmax(env.initial_state_distrib))
+    # h = 1 + P_random h and v = r_random + P_random v on the non-terminal states, 0 at the terminal ones.
+    transitions, rewards, terminal = np.zeros((n_states, n_states)), np.zeros(n_states), np.zeros(n_states, bool)
+    for state in range(n_states):
+        for action in range(n_actions):
+            for probability, successor, reward, done in env.P[state][action]:
+                weight = probability / n_actions
+                rewards[state] += weight * reward
+                if done:
+                    terminal[successor] = True
+                transitions[state, successor] += weight
+    transitions[terminal] = 0.0
+    system = np.eye(n_states) - transitions
+    steps = np.linalg.solve(system, np.where(terminal, 0.0, 1.0))
+    returns = np.linalg.solve(system, np.where(terminal, 0.0, rewards))
+    return float(steps[start]), float(returns[start])
+
+
+def walk_text() -> str:
+    steps, total = random_walk()
+    return (
+        f"a uniform random walk from the start needs {steps:,.0f} steps on average to find the goal (expected "
+        f"return {total:,.0f}), solved exactly from the env's transition table by `random_walk()` in that script,"
+        " about 32 times the 200-step limit"
+    )
 
 
 class StateIndex(gym.ObservationWrapper):
@@ -89,7 +127,8 @@ GPG, CliffWalking-v1, {args.envs} envs, seed {args.seed}, the learning benchmark
     out = args.out / "cliffwalking.md"
     out.write_text(text)
     if args.results_md:
-        replace_section(args.results_md, "CliffWalking check", f"{INTRO_TEXT}\n\n{text}", after="Learning benchmark")
+        intro = INTRO_TEXT.format(walk=walk_text())
+        replace_section(args.results_md, "CliffWalking check", f"{intro}\n\n{text}", after="Learning benchmark")
     print(text)
 
 

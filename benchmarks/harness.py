@@ -141,6 +141,7 @@ PROFILES: dict[str, Profile] = {
         n_steps={"lunarlander": 1024, "halfcheetah": 2048},
         env_counts={"lunarlander": (64, 128), "halfcheetah": (16, 32)},
         backend="envpool",
+        publish=False,  # its cells join the reduced profile's table (the "paper protocol" rows)
     ),
     # Sized from `learning throughput` on the 2-core development machine (benchmarks/RESULTS.md): about 6 CPU
     # hours for the learning sweep and the ablation together, i.e. ~3 hours with 2 workers. LunarLander at 128 envs

@@ -47,7 +47,7 @@ from benchmarks import cli
 from benchmarks.harness import ALGOS, PROFILES, TASKS, RunSpec, build_model, check_choice, estimate_minutes, run_one
 from benchmarks.harness import throughput_file as throughput_path
 from benchmarks.report import CellScores, filled_curve, machine, machines, markdown_table
-from benchmarks.sweep import Run
+from benchmarks.sweep import Run, load_results
 
 # Paper Table 1: reward after 200 iterations, mean ± std over 4 training seeds x 5 eval seeds. CartPole at 1-16
 # envs is unreadable in the source text.
@@ -160,29 +160,52 @@ def plot_curves(profile: str, task: str, records: dict[RunSpec, dict], out: Path
     return paths
 
 
+def profile_results(profile: str, tasks: list[str], root: Path) -> dict[RunSpec, dict]:
+    """The finished runs of a profile's plan for ``tasks`` (those it runs), read from its result files."""
+    names = argparse.Namespace(algos=list(ALGOS), profile=profile, envs=None, seeds=None,
+                               tasks=[task for task in tasks if task in PROFILES[profile].env_counts])  # fmt: skip
+    return {run.spec: record for run, record in load_results(plan(names), root).items()}
+
+
+def protocol_rows(
+    profile: str, tasks: list[str], results: dict[RunSpec, dict], expected: int | None = None
+) -> list[list[str]]:
+    """Table 1 rows of one profile: ``[protocol, envs, algo, (ours, paper) per task]``, cells from ``results``,
+    each expecting ``expected`` runs (default: the profile's seeds)."""
+    settings = PROFILES[profile]
+    label = "paper protocol" if profile == "paper" else profile
+    rows = []
+    for n_envs in sorted({n for task in tasks for n in settings.env_counts.get(task, ())}):
+        for algo in ALGOS:
+            row: list[str] = [label, str(n_envs), algo.upper()]
+            for task in tasks:
+                paper = PAPER_TABLE_1.get((task, n_envs, algo), "-")
+                if n_envs not in settings.env_counts.get(task, ()):
+                    row += ["-", "-"] if profile == "paper" else ["not in profile", paper]
+                    continue
+                cell = CellScores(expected or len(settings.seeds))
+                for spec, record in results.items():
+                    if (spec.task, spec.algo, spec.n_envs) == (task, algo, n_envs):
+                        cell.add(record)
+                row += [cell.text(), paper]
+            rows.append(row)
+    return rows
+
+
 def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) -> str:
-    """Table 1 next to the paper's, learning-curve plots and the text of the RESULTS.md section."""
+    """Table 1 next to the paper's, learning-curve plots and the text of the RESULTS.md section. The report of a
+    published profile adds the paper profile's cells (their rows labelled "paper protocol") and curves."""
     profile, tasks, out = args.profile, args.tasks, args.folder
     settings = PROFILES[profile]
     results = {run.spec: record for run, record in records.items()}
     seeds = args.seeds or settings.seeds
     expected = len(seeds)
-    counts = sorted({n for task in tasks for n in settings.env_counts[task]})
-    rows = []
-    for n_envs in counts:
-        for algo in ALGOS:
-            row: list[str] = [str(n_envs), algo.upper()]
-            for task in tasks:
-                if n_envs not in settings.env_counts[task]:
-                    row += ["not in profile", PAPER_TABLE_1[task, n_envs, algo]]
-                    continue
-                cell = CellScores(expected)
-                for spec, record in results.items():
-                    if (spec.task, spec.algo, spec.n_envs) == (task, algo, n_envs):
-                        cell.add(record)
-                row += [cell.text(), PAPER_TABLE_1[task, n_envs, algo]]
-            rows.append(row)
-    header = ["envs", "algo"]
+    rows = protocol_rows(profile, tasks, results, expected)
+    paper_results: dict[RunSpec, dict] = {}
+    if settings.publish and profile != "paper":
+        paper_results = profile_results("paper", tasks, args.out)
+        rows += protocol_rows("paper", tasks, paper_results)
+    header = ["protocol", "envs", "algo"]
     for task in tasks:
         header += [f"{TASKS[task].title} (ours)", f"{TASKS[task].title} (paper)"]
     table = markdown_table(header, rows)
@@ -190,7 +213,13 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     plots = []
     for task in tasks:
         plots += plot_curves(profile, task, {s: r for s, r in results.items() if s.task == task}, out)
-    plot_links = "\n".join(f"- {p.stem.replace('_', ' ')}: [{p.name}](results/learning/{profile}/{p.name})" for p in plots)
+    for task in [task for task in tasks if paper_results and task in PROFILES["paper"].env_counts]:
+        folder = args.out / "learning" / "paper"
+        folder.mkdir(parents=True, exist_ok=True)
+        plots += plot_curves("paper", task, {s: r for s, r in paper_results.items() if s.task == task}, folder)
+    plot_links = "\n".join(
+        f"- {p.stem.replace('_', ' ')} ({p.parent.name}): [{p.name}](results/learning/{p.parent.name}/{p.name})" for p in plots
+    )
 
     settings_rows = []
     for task in tasks:
@@ -211,6 +240,28 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     speed = ", ".join(f"{TASKS[t].title} {a.upper()} {np.median(v):,.0f}" for (t, a), v in sorted(steps_per_s.items()))
     throughput_file = throughput_path(args.out, profile)
     throughput_text = throughput_file.read_text().strip() if throughput_file.exists() else "not measured"
+    paper_text = ""
+    if paper_results:
+        paper = PROFILES["paper"]
+        paper_total = sum(len(paper.env_counts[t]) for t in tasks if t in paper.env_counts) * len(ALGOS) * len(paper.seeds)
+        batches = "; ".join(
+            f"{TASKS[t].title} {paper.n_steps[t]} steps per env, batch "
+            + ", ".join(f"{n} envs: {TASKS[t].batch_size(n, paper.n_steps[t])}" for n in paper.env_counts[t])
+            for t in tasks if t in paper.env_counts
+        )  # fmt: skip
+        paper_steps = {}
+        for spec, record in paper_results.items():
+            paper_steps.setdefault((spec.task, spec.n_envs, spec.algo), []).append(record["steps_per_second"])
+        paper_speed = ", ".join(
+            f"{TASKS[t].title} {n} envs {a.upper()} {np.median(v):,.0f}" for (t, n, a), v in sorted(paper_steps.items())
+        )
+        paper_text = f"""
+Rows "paper protocol" (`python -m benchmarks.learning run --profile paper`): {paper.description}. Same
+hyperparameters otherwise; {batches}. Both algorithms train on envpool's C++ envs (through `sb3_gpg.vec_env`, with
+SB3's episode bookkeeping) and are evaluated on the gymnasium env, as above. {len(paper_results)} of {paper_total} runs
+finished; median env steps/s per run: {paper_speed}. Its throughput, measured before the sweep:
+[throughput.md](results/learning/paper/throughput.md).
+"""
     return f"""Command: `{args.command_line}` (runs: `python -m benchmarks.learning run --profile {profile}`).
 Machine: {machines(records.values())}, one torch thread per run, shared with other work (timings are noisy).
 Profile `{profile}`: {settings.description}. {len(results)} of {runs_total} runs finished.
@@ -222,7 +273,7 @@ the paper pools them, so the CI does not separate seed-to-seed from episode-to-e
 Table 1 of the paper (4 seeds x 5 eval seeds, the paper's rollout lengths: compare the reduced profile's
 LunarLander and HalfCheetah cells with it only loosely, they train on 4x and 8x fewer env steps).
 
-{table}
+{table}{paper_text}
 Hyperparameters (shared by GPG and PPO; PPO adds its critic: `gae_lambda` below, `vf_coef` 0.5, a separate 64-64
 tanh value network; both: 64-64 tanh policy, clip 0.2, max grad norm 0.5, advantage normalization per minibatch,
 Adam eps 1e-5, SB3's DummyVecEnv with Monitor):

@@ -199,3 +199,22 @@ def test_the_envpool_backend_refuses_a_task_that_wraps_its_env():
         make_env(TASKS["cliffwalking"], 2, 0, backend="envpool")
     with pytest.raises(ValueError, match="valid backends are 'dummy', 'envpool'"):
         make_env(TASKS["cartpole"], 2, 0, backend="subproc")
+
+
+def test_the_reduced_report_adds_the_paper_protocol_cells(tmp_path):
+    spec = RunSpec("lunarlander", "gpg", 128, 0, "paper")
+    returns = [250.0, 260.0, 270.0, 240.0, 230.0]
+    record = dict(
+        spec=spec.to_json(), eval=dict(returns=returns, lengths=[300] * 5), iterations=200, env_steps=200 * 128 * 1024,
+        curve=dict(timesteps=list(range(200)), ep_return=[0.0] * 200), steps_per_second=30_000.0,
+    )  # fmt: skip
+    path = tmp_path / "results" / spec.result_file
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    result = suite("learning", "report", "--profile", "reduced", "--tasks", "lunarlander", "--out",
+                   str(tmp_path / "results"), "--results-md", str(tmp_path / "RESULTS.md"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| paper protocol | 128 | GPG |")]
+    assert len(rows) == 1 and "250.0 ± 14.1" in rows[0] and "pending (1/4 runs)" in rows[0], rows
+    assert "| paper protocol | 64 | PPO | pending (0/4 runs) |" in result.stdout
+    assert re.search(r"1 of 16 runs\s+finished", result.stdout)  # LunarLander: 2 env counts x 2 algorithms x 4 seeds
