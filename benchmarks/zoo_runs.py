@@ -26,7 +26,7 @@ from benchmarks.harness import provenance, versions
 BUDGET_CAP = 1_000_000
 #: The critic's keys, dropped from the Zoo's PPO entry for ``gpg-ppo-entry``.
 CRITIC_KEYS = ("gae_lambda", "vf_coef", "clip_range_vf")
-ALGOS = ("ppo", "gpg", "gpg-ppo-entry")
+ALGOS = ("ppo", "gpg", "gpg-ppo-entry", "gpg-default")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class ZooRunSpec:
 
     @property
     def variant(self) -> str:
-        """``ppo``, ``gpg``, ``gpg-ppo-entry``, or e.g. ``gpg+collection=episodes,shared_starts=4``."""
+        """``ppo``, ``gpg``, ``gpg-ppo-entry``, ``gpg-default``, or e.g. ``gpg+collection=episodes,shared_starts=4``."""
         if not self.options:
             return self.algo
         return f"{self.algo}+" + ",".join(f"{name}={value}" for name, value in self.options)
@@ -170,6 +170,10 @@ def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any] | None, str]
     """The entry a run trains with (None: the manager's own config file) and where it comes from."""
     if spec.algo == "gpg":
         return None, "hyperparams/gpg.yml (packaged)"
+    if spec.algo == "gpg-default":
+        from sb3_gpg import zoo
+
+        return dict(zoo.load_config(str(zoo.default_config_path()))["default"]), "hyperparams/gpg.yml default"
     entry = dict(zoo_ppo_entries()[task.zoo_entry])
     source = f"rl_zoo3 {versions().get('rl_zoo3', '')} hyperparams/ppo.yml {task.zoo_entry}"
     if spec.algo == "gpg-ppo-entry":

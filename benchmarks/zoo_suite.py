@@ -10,6 +10,8 @@ normalization, wrappers, schedules and policy keyword strings are exactly what `
 - ``gpg``: GPG with its entry of the packaged ``hyperparams/gpg.yml`` (the ``default`` entry where a task has none).
 - ``gpg-ppo-entry``: GPG with the Zoo's PPO entry minus the critic's keys (``gae_lambda``, ``vf_coef``,
   ``clip_range_vf``, the ``vf`` layers of ``net_arch``): what a new user tries first.
+- ``gpg-default``: GPG with the ``default`` entry of ``gpg.yml`` on every task, entry or not: what a task without an
+  entry gets (with ``--options``, candidates for that entry).
 
 ``--options key=value ...`` adds constructor options (or Zoo keys such as ``n_envs``) to the GPG runs
 (``--options collection=episodes shared_starts=4``); each ``--options`` is its own variant and an empty one the entry

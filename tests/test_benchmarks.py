@@ -218,3 +218,19 @@ def test_the_reduced_report_adds_the_paper_protocol_cells(tmp_path):
     assert len(rows) == 1 and "250.0 ± 14.1" in rows[0] and "pending (1/4 runs)" in rows[0], rows
     assert "| paper protocol | 64 | PPO | pending (0/4 runs) |" in result.stdout
     assert re.search(r"1 of 16 runs\s+finished", result.stdout)  # LunarLander: 2 env counts x 2 algorithms x 4 seeds
+
+
+def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
+    from benchmarks.zoo_runs import CRITIC_KEYS, ZooRunSpec, entry_hyperparameters, zoo_ppo_entries
+    from sb3_gpg import zoo
+
+    ours = zoo.load_config(str(zoo.default_config_path()))
+    default = entry_hyperparameters(ZooRunSpec("pendulum", "gpg-default", 0, "zoo"))
+    assert default == ours["default"] != ours["Pendulum-v1"]
+    assert entry_hyperparameters(ZooRunSpec("pendulum", "gpg", 0, "zoo")) == ours["Pendulum-v1"]
+    candidate = entry_hyperparameters(ZooRunSpec("acrobot", "gpg-default", 0, "zoo", (("n_envs", 16),)))
+    assert candidate == {**ours["default"], "n_envs": 16}
+    ppo_entry = zoo_ppo_entries()["Acrobot-v1"]
+    minus_critic = entry_hyperparameters(ZooRunSpec("acrobot", "gpg-ppo-entry", 0, "zoo"))
+    assert "gae_lambda" in ppo_entry and not set(CRITIC_KEYS) & set(minus_critic)
+    assert minus_critic == {key: value for key, value in ppo_entry.items() if key not in CRITIC_KEYS}
