@@ -27,6 +27,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -197,11 +198,8 @@ class Outcome:
     detail: str = ""
 
 
-def _work(job: tuple[Run, Path, int, Runner]) -> Outcome:
-    """Do one run in a worker process, under its lock, and write its record."""
-    run, root, workers, runner = job
-    identity = mp.current_process()._identity  # 1-based and growing as processes are replaced
-    position = 1 + (identity[0] - 1) % workers if identity else 1  # one progress line per worker slot
+def _work(run: Run, root: Path, position: int, runner: Runner) -> Outcome:
+    """Do one run, under its lock, and write its record."""
     path = run.path(root)
     with run_lock(path) as holder:
         if holder is not None:
@@ -218,6 +216,48 @@ def _work(job: tuple[Run, Path, int, Runner]) -> Outcome:
         except Exception:  # one failed run must not stop the sweep; the error goes to the log
             return Outcome(run.name, "failed", traceback.format_exc())
     return Outcome(run.name, "done")
+
+
+def _worker(job: tuple[Run, Path, int, Runner], parent: int, outcome: Connection) -> None:
+    """A worker process: one run, its outcome sent back to the sweep."""
+    die_with_parent(parent)
+    outcome.send(_work(*job))
+    outcome.close()
+
+
+def _outcomes(jobs: Sequence[tuple[Run, Path, Runner]], workers: int) -> Iterator[Outcome]:
+    """Each job in a fresh spawned process (no forked torch state; a leak or a crash ends with its run), at most
+    ``workers`` at a time, in order; the outcomes as they come. A worker that dies without sending one (killed, out
+    of memory) is a failed run. Plain processes rather than a ``multiprocessing.Pool`` with ``maxtasksperchild=1``:
+    that pool can hang for good at its ``join()`` when a worker exits just as the last task comes back."""
+    context = mp.get_context("spawn")
+    waiting = list(reversed(jobs))
+    running: dict[Connection, tuple[Any, Run, int]] = {}
+    free_positions = list(range(workers, 0, -1))  # one progress line per worker slot
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                run, root, runner = waiting.pop()
+                position = free_positions.pop()
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_worker, args=((run, root, position, runner), os.getpid(), sender))
+                process.start()
+                sender.close()  # the worker holds the only writer: its exit makes the pipe readable (EOF)
+                running[receiver] = (process, run, position)
+            for receiver in wait(list(running)):
+                process, run, position = running.pop(receiver)
+                try:
+                    outcome = receiver.recv()
+                except EOFError:
+                    outcome = None
+                receiver.close()
+                process.join()
+                free_positions.append(position)
+                yield outcome or Outcome(run.name, "failed", f"its worker ended with exit code {process.exitcode}")
+    finally:
+        for process, _, _ in running.values():
+            process.terminate()
+            process.join()
 
 
 def run_sweep(runs: Sequence[Run], runner: Runner, root: Path, workers: int = 1) -> int:
@@ -242,34 +282,19 @@ def run_sweep(runs: Sequence[Run], runner: Runner, root: Path, workers: int = 1)
     print(f"{len(unique)} runs in the sweep, {len(unique) - len(todo)} already done, {len(todo)} to run "
           f"with {workers} worker(s).", flush=True)  # fmt: skip
     failures, locked = 0, []
-    # spawn: a fresh interpreter per worker (no forked torch state); one run per process, so a leak or a crash in
-    # a run ends with it and loses at most that run.
-    context = mp.get_context("spawn")
-    jobs = [(run, root, workers, runner) for run in todo]
-    # close() and join() once the last run is in, not the with-block's terminate(): with maxtasksperchild=1 the pool
-    # may be spawning a replacement worker just then, and terminating it mid-start can hang the sweep for good.
-    pool = context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),), maxtasksperchild=1)
-    try:
-        with tqdm(total=len(todo), desc="sweep", position=0, unit="run", mininterval=5.0) as bar:
-            for outcome in pool.imap_unordered(_work, jobs):
-                bar.update(1)
-                if outcome.status == "failed":
-                    failures += 1
-                    tqdm.write(f"FAILED {outcome.name}:\n{outcome.detail}")
-                elif outcome.status == "locked":
-                    locked.append(outcome.name)
-                    tqdm.write(f"skipped {outcome.name}: another sweep is running it (lock held by {outcome.detail})")
-                elif outcome.status == "finished":
-                    tqdm.write(f"skipped {outcome.name}: another sweep finished it")
-                else:
-                    tqdm.write(f"{time.strftime('%H:%M:%S')} done {outcome.name}")
-    except BaseException:
-        pool.terminate()
-        raise
-    else:
-        pool.close()
-    finally:
-        pool.join()
+    with tqdm(total=len(todo), desc="sweep", position=0, unit="run", mininterval=5.0) as bar:
+        for outcome in _outcomes([(run, root, runner) for run in todo], workers):
+            bar.update(1)
+            if outcome.status == "failed":
+                failures += 1
+                tqdm.write(f"FAILED {outcome.name}:\n{outcome.detail}")
+            elif outcome.status == "locked":
+                locked.append(outcome.name)
+                tqdm.write(f"skipped {outcome.name}: another sweep is running it (lock held by {outcome.detail})")
+            elif outcome.status == "finished":
+                tqdm.write(f"skipped {outcome.name}: another sweep finished it")
+            else:
+                tqdm.write(f"{time.strftime('%H:%M:%S')} done {outcome.name}")
     if locked:
         print(f"{len(locked)} run(s) left to the sweep that holds their lock; run again after it to check them.")
     return failures

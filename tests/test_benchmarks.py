@@ -7,6 +7,7 @@ profile keeping each run to a second or two.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -234,3 +235,34 @@ def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
     minus_critic = entry_hyperparameters(ZooRunSpec("acrobot", "gpg-ppo-entry", 0, "zoo"))
     assert "gae_lambda" in ppo_entry and not set(CRITIC_KEYS) & set(minus_critic)
     assert minus_critic == {key: value for key, value in ppo_entry.items() if key not in CRITIC_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class ToySpec:
+    """A run that takes no time: its record is ``{"n": n}``; run 2 kills its own worker."""
+
+    n: int
+
+    def check_record(self, record: dict) -> None:
+        if record.get("n") != self.n:
+            raise ValueError(f"it holds {record}, not run {self.n}")
+
+
+def toy_runner(spec: ToySpec, position: int) -> dict:
+    if spec.n == 2:
+        os._exit(3)  # a worker killed mid-run (out of memory, a signal): no outcome comes back
+    return {"n": spec.n, "position": position}
+
+
+def test_a_sweep_ends_after_its_last_run_and_counts_a_dead_worker_as_failed(tmp_path):
+    from benchmarks.sweep import run_sweep
+
+    runs = [Run(ToySpec(n), f"toy/run{n}.json") for n in range(6)]
+    start = time.monotonic()
+    assert run_sweep(runs, toy_runner, tmp_path, workers=2) == 1
+    assert time.monotonic() - start < 120
+    records = {n: json.loads((tmp_path / f"toy/run{n}.json").read_text()) for n in range(6) if n != 2}
+    assert {n: record["n"] for n, record in records.items()} == {0: 0, 1: 1, 3: 3, 4: 4, 5: 5}
+    assert {record["position"] for record in records.values()} == {1, 2}  # two progress lines, one per worker
+    assert not (tmp_path / "toy/run2.json").exists()
+    assert run_sweep(runs, toy_runner, tmp_path, workers=2) == 1  # resumed: only the failed run again
