@@ -213,7 +213,7 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     plots = []
     for task in tasks:
         plots += plot_curves(profile, task, {s: r for s, r in results.items() if s.task == task}, out)
-    for task in [task for task in tasks if paper_results and task in PROFILES["paper"].env_counts]:
+    for task in dict.fromkeys(spec.task for spec in paper_results):  # the paper protocol's tasks with runs
         folder = args.out / "learning" / "paper"
         folder.mkdir(parents=True, exist_ok=True)
         plots += plot_curves("paper", task, {s: r for s, r in paper_results.items() if s.task == task}, folder)
