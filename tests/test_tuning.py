@@ -268,7 +268,12 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, postgresql_ur
     doomed = start_worker(tmp_path, storage, name, 7, "--n-trials", "1", "--eval-episodes", "100000", *HEARTBEAT)
     survivor = start_worker(tmp_path, storage, name, 5, "--n-trials", "1", "--eval-episodes", "2", *HEARTBEAT)
     try:
-        wait_until(lambda: running_trial_of(study, doomed) is not None, tmp_path, doomed, "trial of the doomed worker")
+        # Killed once its hyperparameters are all drawn (the sampler records the batch size last), i.e. mid-training.
+        def sampled() -> bool:
+            trial = running_trial_of(study, doomed)
+            return trial is not None and "batch_size" in trial.user_attrs
+
+        wait_until(sampled, tmp_path, doomed, "trial of the doomed worker, sampled")
         killed = running_trial_of(study, doomed)
         # The heartbeat thread records its first beat as the trial starts; Optuna never counts as dead a trial
         # without one. One interval on, it surely has.
@@ -290,7 +295,7 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, postgresql_ur
     assert killed is not None and trials[killed.number].state == TrialState.FAIL
     retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1, retries  # retried once, not once per worker that noticed it
-    assert retries[0].state == TrialState.COMPLETE and retries[0].params == killed.params
+    assert retries[0].state == TrialState.COMPLETE and retries[0].params == trials[killed.number].params == killed.params
     assert retries[0].user_attrs["worker"] != killed.user_attrs["worker"]
     # The survivor's trial and the restarted worker's, one of them the retry; nothing RUNNING or WAITING.
     assert len(trials) == 3
