@@ -160,11 +160,11 @@ def plot_curves(profile: str, task: str, records: dict[RunSpec, dict], out: Path
     return paths
 
 
-def profile_results(profile: str, tasks: list[str], root: Path) -> dict[RunSpec, dict]:
-    """The finished runs of a profile's plan for ``tasks`` (those it runs), read from its result files."""
+def profile_plan(profile: str, tasks: list[str]) -> list[Run]:
+    """A profile's whole plan (both algorithms, its seeds and env counts) for those of ``tasks`` it runs."""
     names = argparse.Namespace(algos=list(ALGOS), profile=profile, envs=None, seeds=None,
                                tasks=[task for task in tasks if task in PROFILES[profile].env_counts])  # fmt: skip
-    return {run.spec: record for run, record in load_results(plan(names), root).items()}
+    return plan(names)
 
 
 def protocol_rows(
@@ -201,9 +201,9 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     seeds = args.seeds or settings.seeds
     expected = len(seeds)
     rows = protocol_rows(profile, tasks, results, expected)
-    paper_results: dict[RunSpec, dict] = {}
-    if settings.publish and profile != "paper":
-        paper_results = profile_results("paper", tasks, args.out)
+    paper_runs = profile_plan("paper", tasks) if settings.publish and profile != "paper" else []
+    paper_results = {run.spec: record for run, record in load_results(paper_runs, args.out).items()}
+    if paper_runs:
         rows += protocol_rows("paper", tasks, paper_results)
     header = ["protocol", "envs", "algo"]
     for task in tasks:
@@ -243,7 +243,6 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     paper_text = ""
     if paper_results:
         paper = PROFILES["paper"]
-        paper_total = sum(len(paper.env_counts[t]) for t in tasks if t in paper.env_counts) * len(ALGOS) * len(paper.seeds)
         batches = "; ".join(
             f"{TASKS[t].title} {paper.n_steps[t]} steps per env, batch "
             + ", ".join(f"{n} envs: {TASKS[t].batch_size(n, paper.n_steps[t])}" for n in paper.env_counts[t])
@@ -258,7 +257,7 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
         paper_text = f"""
 Rows "paper protocol" (`python -m benchmarks.learning run --profile paper`): {paper.description}. Same
 hyperparameters otherwise; {batches}. Both algorithms train on envpool's C++ envs (through `sb3_gpg.vec_env`, with
-SB3's episode bookkeeping) and are evaluated on the gymnasium env, as above. {len(paper_results)} of {paper_total} runs
+SB3's episode bookkeeping) and are evaluated on the gymnasium env, as above. {len(paper_results)} of {len(paper_runs)} runs
 finished; median env steps/s per run: {paper_speed}. Its throughput, measured before the sweep:
 [throughput.md](results/learning/paper/throughput.md).
 """

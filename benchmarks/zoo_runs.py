@@ -152,6 +152,13 @@ def _normalized(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
+def _our_entries() -> dict[str, Any]:
+    """The packaged ``hyperparams/gpg.yml``."""
+    from sb3_gpg import zoo
+
+    return zoo.load_config(str(zoo.default_config_path()))
+
+
 def entry_hyperparameters(spec: ZooRunSpec) -> dict[str, Any]:
     """The entry a run trains with, its options applied, as the Zoo saves it (before any preprocessing)."""
     from sb3_gpg import zoo
@@ -159,7 +166,7 @@ def entry_hyperparameters(spec: ZooRunSpec) -> dict[str, Any]:
     task = TASKS[spec.task]
     entry, _ = _entry(spec, task)
     if entry is None:
-        entries = zoo.load_config(str(zoo.default_config_path()))
+        entries = _our_entries()
         name = zoo.entry_name(entries, task.env_id)
         assert name is not None, f"gpg.yml has no entry for {task.env_id} and no default"
         entry = dict(entries[name])
@@ -171,9 +178,7 @@ def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any] | None, str]
     if spec.algo == "gpg":
         return None, "hyperparams/gpg.yml (packaged)"
     if spec.algo == "gpg-default":
-        from sb3_gpg import zoo
-
-        return dict(zoo.load_config(str(zoo.default_config_path()))["default"]), "hyperparams/gpg.yml default"
+        return dict(_our_entries()["default"]), "hyperparams/gpg.yml default"
     entry = dict(zoo_ppo_entries()[task.zoo_entry])
     source = f"rl_zoo3 {versions().get('rl_zoo3', '')} hyperparams/ppo.yml {task.zoo_entry}"
     if spec.algo == "gpg-ppo-entry":
