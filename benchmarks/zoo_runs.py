@@ -152,31 +152,33 @@ def _normalized(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
+#: ``gpg.yml`` of the checkout the benchmark runs from, not the installed package's: a sweep running from a
+#: worktree trains, and checks its records against, the entries of its own commit while ``main`` moves on.
+OUR_CONFIG = Path(__file__).resolve().parents[1] / "hyperparams" / "gpg.yml"
+
+
 def _our_entries() -> dict[str, Any]:
-    """The packaged ``hyperparams/gpg.yml``."""
+    """Our entries (:data:`OUR_CONFIG`)."""
     from sb3_gpg import zoo
 
-    return zoo.load_config(str(zoo.default_config_path()))
+    return zoo.load_config(str(OUR_CONFIG))
 
 
 def entry_hyperparameters(spec: ZooRunSpec) -> dict[str, Any]:
     """The entry a run trains with, its options applied, as the Zoo saves it (before any preprocessing)."""
-    from sb3_gpg import zoo
-
-    task = TASKS[spec.task]
-    entry, _ = _entry(spec, task)
-    if entry is None:
-        entries = _our_entries()
-        name = zoo.entry_name(entries, task.env_id)
-        assert name is not None, f"gpg.yml has no entry for {task.env_id} and no default"
-        entry = dict(entries[name])
+    entry, _ = _entry(spec, TASKS[spec.task])
     return {**entry, **dict(spec.options)}
 
 
-def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any] | None, str]:
-    """The entry a run trains with (None: the manager's own config file) and where it comes from."""
+def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any], str]:
+    """The entry a run trains with and where it comes from."""
     if spec.algo == "gpg":
-        return None, "hyperparams/gpg.yml (packaged)"
+        from sb3_gpg import zoo
+
+        entries = _our_entries()
+        name = zoo.entry_name(entries, task.env_id)
+        assert name is not None, f"{OUR_CONFIG} has no entry for {task.env_id} and no default"
+        return dict(entries[name]), f"hyperparams/gpg.yml {name}"
     if spec.algo == "gpg-default":
         return dict(_our_entries()["default"]), "hyperparams/gpg.yml default"
     entry = dict(zoo_ppo_entries()[task.zoo_entry])
@@ -197,13 +199,11 @@ def _manager(spec: ZooRunSpec, folder: str) -> Any:
 
     zoo.register()
     task, profile = TASKS[spec.task], PROFILES[spec.profile]
-    entry, _ = _entry(spec, task)
-    config = None
-    if entry is not None:
-        import yaml
+    import yaml
 
-        config = os.path.join(folder, "entry.yml")
-        Path(config).write_text(yaml.safe_dump({task.env_id: entry}))
+    entry, _ = _entry(spec, task)
+    config = os.path.join(folder, "entry.yml")
+    Path(config).write_text(yaml.safe_dump({task.env_id: entry}))
     algo = "ppo" if spec.algo == "ppo" else "gpg"
     manager_class = ExperimentManager if algo == "ppo" else zoo.GPGExperimentManager
     args = argparse.Namespace(algo=algo, env=task.env_id, seed=spec.seed, suite_run=spec.variant)
