@@ -14,6 +14,8 @@ Usage (from the repository root)::
     python -m benchmarks.ablation plan --profile reduced     # the runs and their duration
     python -m benchmarks.ablation run --profile reduced --workers 1
     python -m benchmarks.ablation report --profile reduced
+    # Figure 4's claim at its own scale (128 envs, the paper profile), a column of the reduced report:
+    python -m benchmarks.ablation run --profile paper --envs 128 --configs time "space-time ε=0.5" "space-time ε=0.2"
 
 Result files: ``benchmarks/results/ablation/<profile>/lunarlander/<config>_n<envs>_s<seed>.json`` (the ``time``
 cells: the learning benchmark's files). It can run beside ``benchmarks.learning run``: a run that both sweeps
@@ -30,7 +32,7 @@ import numpy as np
 from benchmarks import cli
 from benchmarks.harness import PROFILES, RunSpec, check_choice, estimate_minutes, run_one
 from benchmarks.report import CellScores, filled_curve, interval_estimate, machines, markdown_table
-from benchmarks.sweep import Run
+from benchmarks.sweep import Run, load_results
 
 TASK = "lunarlander"
 GROUP_SIZES = (4, 16, 32)
@@ -47,6 +49,10 @@ CONFIGS: tuple[tuple[str, str, float, str], ...] = (
     ("time, episodes", "time", 1.0, "episodes"),
 )
 CONFIG_LABELS = tuple(label for label, *_ in CONFIGS)
+#: The paper's claim at its own scale (Figure 4: fine bins pay off only with large groups), run with ``--profile
+#: paper --envs 128 --configs`` these; a published profile's report adds them as a column.
+PAPER_CONFIGS = ("time", "space-time ε=0.5", "space-time ε=0.2")
+PAPER_ENVS = 128
 
 
 def plan(args: argparse.Namespace) -> list[Run]:
@@ -79,53 +85,70 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    profile, out, sizes = args.profile, args.folder, args.envs
+    profile, out = args.profile, args.folder
     labels = [label for label in CONFIG_LABELS if label in args.configs]
     settings = PROFILES[profile]
     expected = len(args.seeds or settings.seeds)
-    cells = {(label, n): CellScores(expected) for label in labels for n in sizes}
-    curves: dict[tuple[str, int], list[np.ndarray]] = {}
-    env_steps: dict[tuple[str, int], list[int]] = {}
-    for run, record in records.items():
-        key = (config_label(run.spec), run.spec.n_envs)
-        cells[key].add(record)
-        curves.setdefault(key, []).append(filled_curve(record)[1])
-        env_steps.setdefault(key, []).append(record["env_steps"])
+    # Columns: (title, runs); a published profile adds the paper protocol's 128-env runs as the last column.
+    columns: list[tuple[str, dict[Run, dict]]] = [
+        (f"{n} envs", {run: record for run, record in records.items() if run.spec.n_envs == n}) for n in args.envs
+    ]
+    counts = [expected] * len(columns)
+    if settings.publish and profile != "paper":
+        paper = argparse.Namespace(profile="paper", configs=list(PAPER_CONFIGS), seeds=None, envs=[PAPER_ENVS],
+                                   tasks=[TASK])  # fmt: skip
+        columns.append((f"{PAPER_ENVS} envs, paper protocol", load_results(plan(paper), args.out)))
+        counts.append(len(PROFILES["paper"].seeds))
+    titles = [title for title, _ in columns]
+    cells = {(label, title): CellScores(count) for label in labels for title, count in zip(titles, counts, strict=True)}
+    curves: dict[tuple[str, str], list[np.ndarray]] = {}
+    env_steps: dict[tuple[str, str], list[int]] = {}
+    for title, column in columns:
+        for run, record in column.items():
+            key = (config_label(run.spec), title)
+            cells[key].add(record)
+            curves.setdefault(key, []).append(filled_curve(record)[1])
+            env_steps.setdefault(key, []).append(record["env_steps"])
 
-    rows = [[label, *(cells[label, n].text() for n in sizes)] for label in labels]
-    table = markdown_table(["binning", *(f"{n} envs" for n in sizes)], rows)
+    planned = {(label, title) for label in labels for title in titles[: len(args.envs)]}
+    planned |= {(label, title) for label in PAPER_CONFIGS if label in labels for title in titles[len(args.envs) :]}
+    rows = [[label, *(cells[label, title].text() if (label, title) in planned else "-" for title in titles)]
+            for label in labels]  # fmt: skip
+    table = markdown_table(["binning", *titles], rows)
 
     fig = plt.figure(figsize=(15, 8.5))
-    grid = fig.add_gridspec(2, len(sizes), height_ratios=[1.1, 1])
+    grid = fig.add_gridspec(2, len(titles), height_ratios=[1.1, 1])
     bars = fig.add_subplot(grid[0, :])
     width = 0.8 / len(labels)
     colors = plt.get_cmap("tab10")
     for i, label in enumerate(labels):
-        for j, n in enumerate(sizes):
-            cell = cells[label, n]
+        for j, title in enumerate(titles):
+            cell = cells[label, title]
             if not cell.runs:
                 continue
             iqm, low, high = interval_estimate(np.asarray(cell.scores))
             bars.bar(j + (i - len(labels) / 2 + 0.5) * width, iqm, width, color=colors(i),
                      yerr=[[iqm - low], [high - iqm]], capsize=2, label=label if j == 0 else None)  # fmt: skip
-    bars.set_xticks(range(len(sizes)), [f"{n} envs" for n in sizes])
+    bars.set_xticks(range(len(titles)), titles)
     bars.set_ylabel("final eval return\n(IQM, 95% bootstrap CI)")
-    bars.set_xlim(-0.5, len(sizes) - 0.5)
+    bars.set_xlim(-0.5, len(titles) - 0.5)
     fig.suptitle(f"GPG on LunarLander-v3: binning and collection ({profile} profile)")
     bars.axhline(0, color="black", lw=0.5)
     bars.grid(axis="y", alpha=0.3)
     bars.legend(fontsize=8, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    for j, n in enumerate(sizes):
+    for j, title in enumerate(titles):
         ax = fig.add_subplot(grid[1, j], sharey=None)
         for i, label in enumerate(labels):
-            runs = curves.get((label, n))
+            runs = curves.get((label, title))
             if runs:
                 length = min(len(run) for run in runs)
                 with warnings.catch_warnings():  # all-NaN columns: no episode has ended yet in any seed
                     warnings.simplefilter("ignore", RuntimeWarning)
                     mean = np.nanmean(np.vstack([run[:length] for run in runs]), axis=0)
                 ax.plot(np.arange(1, length + 1), mean, color=colors(i), lw=1.1, label=label)
-        ax.set_title(f"{n} envs: training episode return (mean over seeds)", fontsize=9)
+        ax.set_title(title, fontsize=9)
+        if j == 0:
+            ax.set_ylabel("training episode return\n(mean over seeds)")
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -133,18 +156,27 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     fig.savefig(plot, dpi=110)
     plt.close(fig)
 
-    runs_done = sum(cell.runs for cell in cells.values())
+    runs_done = sum(cell.runs for (_, title), cell in cells.items() if title in titles[: len(args.envs)])
     # Complete-episode rollouts run every env to the end of its episode: the same 200 iterations cost more steps.
     episodes, window = CONFIG_LABELS[-1], CONFIG_LABELS[0]
     steps = "; ".join(
-        f"{n} envs {np.mean(env_steps[episodes, n]):,.0f} vs {np.mean(env_steps[window, n]):,.0f} "
-        f"({np.mean(env_steps[episodes, n]) / np.mean(env_steps[window, n]):.1f}x)"
-        for n in sizes
-        if env_steps.get((episodes, n)) and env_steps.get((window, n))
+        f"{title} {np.mean(env_steps[episodes, title]):,.0f} vs {np.mean(env_steps[window, title]):,.0f} "
+        f"({np.mean(env_steps[episodes, title]) / np.mean(env_steps[window, title]):.1f}x)"
+        for title in titles
+        if env_steps.get((episodes, title)) and env_steps.get((window, title))
     )
+    planned_runs = len(labels) * len(args.envs) * expected
+    paper_text = ""
+    if len(titles) > len(args.envs):
+        paper_done = sum(cells[label, titles[-1]].runs for label in labels)
+        paper_text = (
+            f" Last column: the paper profile ({PROFILES['paper'].description}), {PAPER_ENVS} envs, configurations "
+            f"{', '.join(PAPER_CONFIGS)} only (`python -m benchmarks.ablation run --profile paper --envs {PAPER_ENVS} "
+            f"--configs ...`): {paper_done} of {len(PAPER_CONFIGS) * counts[-1]} runs finished."
+        )
     return f"""Command: `{args.command_line}` (runs: `python -m benchmarks.ablation run --profile {profile}`).
 Machine: {machines(records.values())}, one torch thread per run.
-Profile `{profile}`: {settings.description}. {runs_done} of {len(cells) * expected} runs finished.
+Profile `{profile}`: {settings.description}. {runs_done} of {planned_runs} runs finished.{paper_text}
 
 GPG on LunarLander-v3 with the learning benchmark's hyperparameters; only the binning (and in the last row the
 collection mode) changes. The `time` row is the learning benchmark's GPG runs. Cells: final deterministic

@@ -202,16 +202,21 @@ def test_the_envpool_backend_refuses_a_task_that_wraps_its_env():
         make_env(TASKS["cartpole"], 2, 0, backend="subproc")
 
 
-def test_the_reduced_report_adds_the_paper_protocol_cells(tmp_path):
+def write_paper_protocol_run(root: Path) -> None:
+    """One finished paper-protocol run: GPG (time bins) on LunarLander at 128 envs, seed 0."""
     spec = RunSpec("lunarlander", "gpg", 128, 0, "paper")
     returns = [250.0, 260.0, 270.0, 240.0, 230.0]
     record = dict(
         spec=spec.to_json(), eval=dict(returns=returns, lengths=[300] * 5), iterations=200, env_steps=200 * 128 * 1024,
         curve=dict(timesteps=list(range(200)), ep_return=[0.0] * 200), steps_per_second=30_000.0,
     )  # fmt: skip
-    path = tmp_path / "results" / spec.result_file
+    path = root / spec.result_file
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record))
+
+
+def test_the_reduced_report_adds_the_paper_protocol_cells(tmp_path):
+    write_paper_protocol_run(tmp_path / "results")
     result = suite("learning", "report", "--profile", "reduced", "--tasks", "lunarlander", "--out",
                    str(tmp_path / "results"), "--results-md", str(tmp_path / "RESULTS.md"))  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -219,6 +224,20 @@ def test_the_reduced_report_adds_the_paper_protocol_cells(tmp_path):
     assert len(rows) == 1 and "250.0 ± 14.1" in rows[0] and "pending (1/4 runs)" in rows[0], rows
     assert "| paper protocol | 64 | PPO | pending (0/4 runs) |" in result.stdout
     assert re.search(r"1 of 16 runs\s+finished", result.stdout)  # LunarLander: 2 env counts x 2 algorithms x 4 seeds
+
+
+def test_the_reduced_ablation_report_adds_the_paper_protocol_column(tmp_path):
+    # The paper profile's time-binned GPG run is the learning benchmark's file, shared with the ablation's time row.
+    write_paper_protocol_run(tmp_path / "results")
+    result = suite("ablation", "report", "--profile", "reduced", "--envs", "4", "--out", str(tmp_path / "results"),
+                   "--results-md", str(tmp_path / "RESULTS.md"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| binning | 4 envs | 128 envs, paper protocol |" in result.stdout
+    assert "| time | pending (0/2 runs) | 250.0 ± 14.1 (250.0 [" in result.stdout
+    assert "| space-time ε=0.2 | pending (0/2 runs) | pending (0/4 runs) |" in result.stdout
+    assert "| universal | pending (0/2 runs) | - |" in result.stdout  # not in the paper protocol's configurations
+    assert re.search(r"0 of 2 runs\s+finished", result.stdout) is None  # the time row's runs are counted per column
+    assert re.search(r"1 of 12 runs\s+finished", result.stdout)  # 3 configurations x 4 seeds at 128 envs
 
 
 def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
