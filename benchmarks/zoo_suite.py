@@ -7,7 +7,8 @@ normalization, wrappers, schedules and policy keyword strings are exactly what `
 - ``ppo``: SB3's PPO with the entry of the installed rl_zoo3's ``hyperparams/ppo.yml`` (read at run time, never
   copied here). The Zoo's MuJoCo entries are for ``HalfCheetah-v4`` and ``Hopper-v4``; they are applied to the
   ``-v5`` envs (same bodies and rewards, maintained versions).
-- ``gpg``: GPG with its entry of the packaged ``hyperparams/gpg.yml`` (the ``default`` entry where a task has none).
+- ``gpg``: GPG with its entry of ``hyperparams/gpg.yml`` (the ``default`` entry where a task has none), read from the
+  checkout the suite runs from, so that a sweep in a worktree keeps its commit's entries while ``main`` moves on.
 - ``gpg-ppo-entry``: GPG with the Zoo's PPO entry minus the critic's keys (``gae_lambda``, ``vf_coef``,
   ``clip_range_vf``, the ``vf`` layers of ``net_arch``): what a new user tries first.
 - ``gpg-default``: GPG with the ``default`` entry of ``gpg.yml`` on every task, entry or not: what a task without an
