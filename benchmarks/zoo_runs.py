@@ -97,10 +97,17 @@ def budget(task: ZooTask, profile: ZooProfile) -> int:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--options`` value as YAML reads it (``4`` is an int, ``episodes`` a string, ``true`` a bool)."""
+    """A ``--options`` value as YAML reads it (``4`` is an int, ``episodes`` a string, ``true`` a bool), except
+    that a number in exponent notation is a float (YAML 1.1 reads ``1e-4`` as a string)."""
     import yaml
 
-    return yaml.safe_load(text)
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 @dataclass(frozen=True)

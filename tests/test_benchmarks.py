@@ -240,6 +240,15 @@ def test_the_reduced_ablation_report_adds_the_paper_protocol_column(tmp_path):
     assert re.search(r"1 of 12 runs\s+finished", result.stdout)  # 3 configurations x 4 seeds at 128 envs
 
 
+def test_zoo_suite_options_read_values_as_yaml_and_exponents_as_floats():
+    from benchmarks.zoo_runs import parse_variants
+
+    [options] = parse_variants([["learning_rate=1e-4", "n_envs=16", "collection=carry", "normalize=true", "gamma=0.99"]])
+    assert dict(options) == dict(learning_rate=1e-4, n_envs=16, collection="carry", normalize=True, gamma=0.99)
+    assert type(dict(options)["n_envs"]) is int
+    assert dict(parse_variants([["learning_rate=lin_3e-4"]])[0]) == {"learning_rate": "lin_3e-4"}
+
+
 def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
     from benchmarks.zoo_runs import CRITIC_KEYS, ZooRunSpec, entry_hyperparameters, zoo_ppo_entries
     from sb3_gpg import zoo
