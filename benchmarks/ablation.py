@@ -89,30 +89,27 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     labels = [label for label in CONFIG_LABELS if label in args.configs]
     settings = PROFILES[profile]
     expected = len(args.seeds or settings.seeds)
-    # Columns: (title, runs); a published profile adds the paper protocol's 128-env runs as the last column.
-    columns: list[tuple[str, dict[Run, dict]]] = [
-        (f"{n} envs", {run: record for run, record in records.items() if run.spec.n_envs == n}) for n in args.envs
-    ]
-    counts = [expected] * len(columns)
-    if settings.publish and profile != "paper":
-        paper = argparse.Namespace(profile="paper", configs=list(PAPER_CONFIGS), seeds=None, envs=[PAPER_ENVS],
-                                   tasks=[TASK])  # fmt: skip
-        columns.append((f"{PAPER_ENVS} envs, paper protocol", load_results(plan(paper), args.out)))
-        counts.append(len(PROFILES["paper"].seeds))
-    titles = [title for title, _ in columns]
-    cells = {(label, title): CellScores(count) for label in labels for title, count in zip(titles, counts, strict=True)}
+    # Columns: (title, records, seeds expected, configurations planned); a published profile adds the paper
+    # protocol's 128-env runs of the configurations of PAPER_CONFIGS as the last column.
+    columns = [(f"{n} envs", {run: r for run, r in records.items() if run.spec.n_envs == n}, expected, labels)
+               for n in args.envs]  # fmt: skip
+    paper_labels = [label for label in labels if label in PAPER_CONFIGS]
+    if settings.publish and profile != "paper" and paper_labels:
+        paper = argparse.Namespace(profile="paper", configs=paper_labels, seeds=None, envs=[PAPER_ENVS], tasks=[TASK])
+        columns.append((f"{PAPER_ENVS} envs, paper protocol", load_results(plan(paper), args.out),
+                        len(PROFILES["paper"].seeds), paper_labels))  # fmt: skip
+    titles = [title for title, *_ in columns]
+    cells = {(label, title): CellScores(count) for title, _, count, planned in columns for label in planned}
     curves: dict[tuple[str, str], list[np.ndarray]] = {}
     env_steps: dict[tuple[str, str], list[int]] = {}
-    for title, column in columns:
+    for title, column, *_ in columns:
         for run, record in column.items():
             key = (config_label(run.spec), title)
             cells[key].add(record)
             curves.setdefault(key, []).append(filled_curve(record)[1])
             env_steps.setdefault(key, []).append(record["env_steps"])
 
-    planned = {(label, title) for label in labels for title in titles[: len(args.envs)]}
-    planned |= {(label, title) for label in PAPER_CONFIGS if label in labels for title in titles[len(args.envs) :]}
-    rows = [[label, *(cells[label, title].text() if (label, title) in planned else "-" for title in titles)]
+    rows = [[label, *(cells[label, title].text() if (label, title) in cells else "-" for title in titles)]
             for label in labels]  # fmt: skip
     table = markdown_table(["binning", *titles], rows)
 
@@ -123,8 +120,8 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     colors = plt.get_cmap("tab10")
     for i, label in enumerate(labels):
         for j, title in enumerate(titles):
-            cell = cells[label, title]
-            if not cell.runs:
+            cell = cells.get((label, title))
+            if cell is None or not cell.runs:
                 continue
             iqm, low, high = interval_estimate(np.asarray(cell.scores))
             bars.bar(j + (i - len(labels) / 2 + 0.5) * width, iqm, width, color=colors(i),
@@ -156,7 +153,8 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     fig.savefig(plot, dpi=110)
     plt.close(fig)
 
-    runs_done = sum(cell.runs for (_, title), cell in cells.items() if title in titles[: len(args.envs)])
+    own, extra = columns[: len(args.envs)], columns[len(args.envs) :]
+    runs_done = sum(cells[label, title].runs for title, *_ in own for label in labels)
     # Complete-episode rollouts run every env to the end of its episode: the same 200 iterations cost more steps.
     episodes, window = CONFIG_LABELS[-1], CONFIG_LABELS[0]
     steps = "; ".join(
@@ -167,12 +165,12 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict]) 
     )
     planned_runs = len(labels) * len(args.envs) * expected
     paper_text = ""
-    if len(titles) > len(args.envs):
-        paper_done = sum(cells[label, titles[-1]].runs for label in labels)
+    for title, _, count, planned in extra:
+        paper_done = sum(cells[label, title].runs for label in planned)
         paper_text = (
             f" Last column: the paper profile ({PROFILES['paper'].description}), {PAPER_ENVS} envs, configurations "
-            f"{', '.join(PAPER_CONFIGS)} only (`python -m benchmarks.ablation run --profile paper --envs {PAPER_ENVS} "
-            f"--configs ...`): {paper_done} of {len(PAPER_CONFIGS) * counts[-1]} runs finished."
+            f"{', '.join(planned)} only (`python -m benchmarks.ablation run --profile paper --envs {PAPER_ENVS} "
+            f"--configs ...`): {paper_done} of {len(planned) * count} runs finished."
         )
     return f"""Command: `{args.command_line}` (runs: `python -m benchmarks.ablation run --profile {profile}`).
 Machine: {machines(records.values())}, one torch thread per run.

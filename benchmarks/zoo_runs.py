@@ -200,14 +200,13 @@ def _entry(spec: ZooRunSpec, task: ZooTask) -> tuple[dict[str, Any], str]:
 
 
 def _manager(spec: ZooRunSpec, folder: str) -> Any:
+    import yaml
     from rl_zoo3.exp_manager import ExperimentManager
 
     from sb3_gpg import zoo
 
     zoo.register()
     task, profile = TASKS[spec.task], PROFILES[spec.profile]
-    import yaml
-
     entry, _ = _entry(spec, task)
     config = os.path.join(folder, "entry.yml")
     Path(config).write_text(yaml.safe_dump({task.env_id: entry}))
