@@ -81,6 +81,21 @@ def test_sampler_gives_valid_gpg_arguments() -> None:
         zoo.convert_gpg_params({k: v for k, v in params.items() if k != "n_envs"})
 
 
+def test_sampler_draws_gsde_for_continuous_actions_only() -> None:
+    params = {"n_steps_pow": 6, "n_minibatches": 4, "n_epochs": 4, "learning_rate": 1e-3, "clip_range": 0.2}
+    params |= {"ent_coef": 1e-3, "one_minus_gamma": 0.01, "binning": "time", "collection": "window"}
+    params |= {"n_envs": 4, "history_weight": 0.0, "use_sde": True}
+    space = zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (3,)), n_timesteps=10**5)
+    with zoo.drawing_from(space):
+        # The Zoo passes the Box action dimension as n_actions (Pendulum: 1), 0 for discrete actions.
+        continuous = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 1, 4, {})
+        discrete = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 0, 4, {})
+    assert continuous["use_sde"] is True and "use_sde" not in discrete
+    assert zoo.convert_gpg_params(params, n_envs=4)["use_sde"] is True  # --trial-id trains with the trial's value
+    model = GPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=4), n_steps=continuous.pop("n_steps"), **continuous)
+    assert model.use_sde
+
+
 def _interruptible() -> None:
     # A shell without job control starts background commands with SIGINT ignored, and the ignoring is inherited
     # (a CI runner started with `&`): Python then never raises KeyboardInterrupt. A worker in a terminal has it.

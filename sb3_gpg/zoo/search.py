@@ -36,6 +36,9 @@ SHARED_STARTS_CHOICES = (1, 2, 4)
 HISTORY_WEIGHT_CHOICES = (0.0, 0.5, 0.9)
 #: Sparse-bin fallback of the spatial binnings: 0 (off) or ``k`` with shrinkage toward the coarser bins.
 MIN_BIN_SAMPLES_CHOICES = (0, 4)
+#: gSDE on or off, for continuous actions: each env's exploration noise is then a consistent function of the state
+#: (goals that independent noise never reaches: MountainCarContinuous).
+USE_SDE_CHOICES = (False, True)
 
 
 def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
@@ -110,14 +113,16 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     Draws the learning rate, ``n_steps``, the batch size (as a number of minibatches of the rollout), the
     epochs, the clip range, the entropy coefficient, gamma (down to 0.9), the group size ``n_envs`` and the GPG
     keys ``binning``, ``bin_size`` and ``min_bin_samples`` (the spatial binnings, with the shrinking fallback),
-    ``collection``, ``shared_starts`` (complete episodes only) and ``history_weight`` (independent starts only): the
-    remedies for GPG's measured failure modes (equal truncated returns, start-state variance, sparse bins).
+    ``collection``, ``shared_starts`` (complete episodes only), ``history_weight`` (independent starts only) and
+    ``use_sde`` (continuous actions only): the remedies for GPG's measured failure modes (equal truncated returns,
+    start-state variance, sparse bins, rewards that independent action noise never reaches).
     ``n_envs`` is drawn only when
     :class:`GPGExperimentManager` runs the study: it draws it first, builds the trial's envs with it, and the
     draw here returns the same value (Optuna returns a trial's existing value for a parameter name).
 
     :param trial: The Optuna trial.
-    :param n_actions: Number of actions (the Zoo's sampler signature; unused).
+    :param n_actions: The action dimension of a ``Box`` action space, 0 for the others (the Zoo's ``n_actions``):
+        ``use_sde`` is drawn only for ``Box`` actions.
     :param n_envs: The number of envs the trial's env was built with.
     :param additional_args: The Zoo's extra sampler arguments (unused).
     :return: Constructor keyword arguments of GPG.
@@ -142,6 +147,8 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         params["shared_starts"] = trial.suggest_categorical("shared_starts", SHARED_STARTS_CHOICES)
     if params.get("shared_starts", 1) == 1:
         params["history_weight"] = trial.suggest_categorical("history_weight", HISTORY_WEIGHT_CHOICES)
+    if n_actions > 0:
+        params["use_sde"] = trial.suggest_categorical("use_sde", USE_SDE_CHOICES)
 
     hyperparams = convert_gpg_params(params, n_envs=n_envs)
     # Display the values the model gets, as the Zoo's samplers do.
@@ -179,7 +186,7 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
         "gamma": 1 - sampled_params["one_minus_gamma"],
         "binning": sampled_params["binning"],
     }
-    for key in ("bin_size", "collection", "shared_starts", "history_weight"):
+    for key in ("bin_size", "collection", "shared_starts", "history_weight", "use_sde"):
         if key in sampled_params:
             hyperparams[key] = sampled_params[key]
     if sampled_params.get("min_bin_samples"):
