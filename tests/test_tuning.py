@@ -64,7 +64,7 @@ def test_sampler_gives_valid_gpg_arguments() -> None:
     with zoo.drawing_from(zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=10**5)):
         sampled = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 0, 8, {})
     assert sampled["batch_size"] == 128 and sampled["n_steps"] == 64 and sampled["gamma"] == pytest.approx(0.99)
-    assert "n_envs" not in sampled and "history_weight" not in sampled  # no history with shared starts
+    assert "n_envs" not in sampled and sampled["history_weight"] == 0.0  # no history with shared starts
     assert (sampled["min_bin_samples"], sampled["bin_fallback"], sampled["shared_starts"]) == (4, "shrink", 2)
     model = GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=sampled.pop("n_steps"), **sampled, device="cpu")
     assert model.binning == "space_time" and model.bin_size == 0.5
@@ -74,8 +74,13 @@ def test_sampler_gives_valid_gpg_arguments() -> None:
         del carry[key]
     with zoo.drawing_from(zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (4,)), n_timesteps=10**5)):
         sampled = zoo.sample_gpg_params(optuna.trial.FixedTrial(carry), 0, 8, {})
-    assert (sampled["collection"], sampled["history_weight"]) == ("carry", 0.9) and "shared_starts" not in sampled
-    GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=sampled.pop("n_steps"), **sampled, device="cpu")
+    assert (sampled["collection"], sampled["history_weight"]) == ("carry", 0.9)
+    # The keys it did not draw are at their defaults, so that the entry's own values (the Zoo starts each trial
+    # from the entry) do not slip in: an entry with shared_starts 2 would make this trial of carry fail.
+    assert (sampled["shared_starts"], sampled["bin_size"], sampled["min_bin_samples"]) == (1, None, 0)
+    entry = {"collection": "episodes", "shared_starts": 2, "binning": "space", "bin_size": 0.5, "min_bin_samples": 4}
+    trial_kwargs = {**entry, **sampled}  # as the Zoo's objective merges them
+    GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), n_steps=trial_kwargs.pop("n_steps"), **trial_kwargs)
     assert zoo.convert_gpg_params(params)["n_envs"] == 8
     with pytest.raises(ValueError, match="no n_envs"):
         zoo.convert_gpg_params({k: v for k, v in params.items() if k != "n_envs"})
@@ -90,7 +95,7 @@ def test_sampler_draws_gsde_for_continuous_actions_only() -> None:
         # The Zoo passes the Box action dimension as n_actions (Pendulum: 1), 0 for discrete actions.
         continuous = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 1, 4, {})
         discrete = zoo.sample_gpg_params(optuna.trial.FixedTrial(params), 0, 4, {})
-    assert continuous["use_sde"] is True and "use_sde" not in discrete
+    assert continuous["use_sde"] is True and discrete["use_sde"] is False
     assert zoo.convert_gpg_params(params, n_envs=4)["use_sde"] is True  # --trial-id trains with the trial's value
     model = GPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=4), n_steps=continuous.pop("n_steps"), **continuous)
     assert model.use_sde

@@ -39,6 +39,11 @@ MIN_BIN_SAMPLES_CHOICES = (0, 4)
 #: gSDE on or off, for continuous actions: each env's exploration noise is then a consistent function of the state
 #: (goals that independent noise never reaches: MountainCarContinuous).
 USE_SDE_CHOICES = (False, True)
+#: The keys a trial draws only under conditions, at their constructor defaults for the trials that do not draw them:
+#: the Zoo starts every trial from the env's entry, whose own values must not slip into a trial that did not choose
+#: them (an entry's ``shared_starts: 4`` would make a trial of the window fail, its ``bin_size`` warn with time bins).
+UNDRAWN = {"bin_size": None, "min_bin_samples": 0, "bin_fallback": "replace", "shared_starts": 1, "history_weight": 0.0}
+UNDRAWN |= {"use_sde": False}
 
 
 def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
@@ -185,6 +190,7 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
         "ent_coef": sampled_params["ent_coef"],
         "gamma": 1 - sampled_params["one_minus_gamma"],
         "binning": sampled_params["binning"],
+        **UNDRAWN,
     }
     for key in ("bin_size", "collection", "shared_starts", "history_weight", "use_sde"):
         if key in sampled_params:
