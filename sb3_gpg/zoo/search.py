@@ -42,8 +42,14 @@ USE_SDE_CHOICES = (False, True)
 #: The keys a trial draws only under conditions, at their constructor defaults for the trials that do not draw them:
 #: the Zoo starts every trial from the env's entry, whose own values must not slip into a trial that did not choose
 #: them (an entry's ``shared_starts: 4`` would make a trial of the window fail, its ``bin_size`` warn with time bins).
-UNDRAWN = {"bin_size": None, "min_bin_samples": 0, "bin_fallback": "replace", "shared_starts": 1, "history_weight": 0.0}
-UNDRAWN |= {"use_sde": False}
+UNDRAWN = {
+    "bin_size": None,
+    "min_bin_samples": 0,
+    "bin_fallback": "replace",
+    "shared_starts": 1,
+    "history_weight": 0.0,
+    "use_sde": False,
+}
 
 
 def valid_binnings(observation_space: spaces.Space) -> tuple[str, ...]:
