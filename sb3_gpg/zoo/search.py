@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from gymnasium import spaces
 
 from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.binning import BINNING_NAMES, SPATIAL_BINNINGS, make_binning
+from sb3_gpg.gpg import GPG
 from sb3_gpg.zoo.config import ALGO
 
 #: ``n_envs`` values that ``-optimize`` tries (the group size; the paper's best results use many envs).
@@ -39,16 +41,12 @@ MIN_BIN_SAMPLES_CHOICES = (0, 4)
 #: gSDE on or off, for continuous actions: each env's exploration noise is then a consistent function of the state
 #: (goals that independent noise never reaches: MountainCarContinuous).
 USE_SDE_CHOICES = (False, True)
-#: The keys a trial draws only under conditions, at their constructor defaults for the trials that do not draw them:
+#: The keys a trial draws only under conditions, at GPG's constructor defaults for the trials that do not draw them:
 #: the Zoo starts every trial from the env's entry, whose own values must not slip into a trial that did not choose
 #: them (an entry's ``shared_starts: 4`` would make a trial of the window fail, its ``bin_size`` warn with time bins).
 UNDRAWN = {
-    "bin_size": None,
-    "min_bin_samples": 0,
-    "bin_fallback": "replace",
-    "shared_starts": 1,
-    "history_weight": 0.0,
-    "use_sde": False,
+    name: inspect.signature(GPG).parameters[name].default
+    for name in ("bin_size", "min_bin_samples", "bin_fallback", "shared_starts", "history_weight", "use_sde")
 }
 
 
@@ -198,9 +196,9 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
         "binning": sampled_params["binning"],
         **UNDRAWN,
     }
-    for key in ("bin_size", "collection", "shared_starts", "history_weight", "use_sde"):
+    for key in ("collection", *UNDRAWN):
         if key in sampled_params:
             hyperparams[key] = sampled_params[key]
-    if sampled_params.get("min_bin_samples"):
-        hyperparams.update(min_bin_samples=sampled_params["min_bin_samples"], bin_fallback="shrink")
+    if hyperparams["min_bin_samples"]:
+        hyperparams["bin_fallback"] = "shrink"
     return hyperparams
