@@ -145,6 +145,13 @@ def running_trial_of(study: optuna.Study, worker: subprocess.Popen) -> optuna.tr
     return None
 
 
+def training_trial_of(study: optuna.Study, worker: subprocess.Popen) -> optuna.trial.FrozenTrial | None:
+    """The worker's running trial once its hyperparameters are all drawn (the sampler records the batch size last):
+    the trial is training, past the storage writes of its start."""
+    trial = running_trial_of(study, worker)
+    return trial if trial is not None and "batch_size" in trial.user_attrs else None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("storage_kind", ["journal", "sqlite"])
 def test_optimize_with_two_workers_sharing_one_study(tmp_path: Path, storage_kind: str) -> None:
@@ -296,12 +303,8 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, postgresql_ur
     doomed = start_worker(tmp_path, storage, name, 7, "--n-trials", "1", "--eval-episodes", "100000", *HEARTBEAT)
     survivor = start_worker(tmp_path, storage, name, 5, "--n-trials", "1", "--eval-episodes", "2", *HEARTBEAT)
     try:
-        # Killed once its hyperparameters are all drawn (the sampler records the batch size last), i.e. mid-training.
-        def sampled() -> bool:
-            trial = running_trial_of(study, doomed)
-            return trial is not None and "batch_size" in trial.user_attrs
-
-        wait_until(sampled, tmp_path, doomed, "trial of the doomed worker, sampled")
+        # Killed mid-training.
+        wait_until(lambda: training_trial_of(study, doomed) is not None, tmp_path, doomed, "training trial")
         killed = running_trial_of(study, doomed)
         # The heartbeat thread records its first beat as the trial starts; Optuna never counts as dead a trial
         # without one. One interval on, it surely has.
@@ -336,7 +339,8 @@ def test_ctrl_c_before_any_trial_completed(tmp_path: Path) -> None:
     study = optuna.create_study(storage=storage, study_name="interrupted", direction="maximize")
     worker = start_worker(tmp_path, storage, "interrupted", 7, "--n-trials", "1", "--eval-episodes", "100000")
     try:
-        wait_until(lambda: running_trial_of(study, worker) is not None, tmp_path, worker, "trial")
+        # Interrupted mid-training, as a user's Ctrl-C most likely lands, not in the storage writes of the trial's start.
+        wait_until(lambda: training_trial_of(study, worker) is not None, tmp_path, worker, "training trial")
         worker.send_signal(signal.SIGINT)
         try:
             worker.wait(timeout=60)
