@@ -60,7 +60,7 @@ def plan(args: argparse.Namespace) -> list[Run]:
     profile = PROFILES[args.profile]
     runs = []
     for task in args.tasks:
-        seeds = args.seeds or profile.seeds or tuple(range(TASKS[task].seeds))
+        seeds = args.seeds or profile.seeds
         specs = [BASES[task].spec(task, k, seed, args.profile) for k in args.shared_starts for seed in seeds]
         specs += [ZooRunSpec(task, "ppo", seed, args.profile) for seed in seeds] if args.with_ppo else []
         runs += [Run(spec, spec.file()) for spec in specs]

@@ -35,8 +35,6 @@ class ZooTask:
 
     env_id: str
     zoo_entry: str
-    #: Seeds of the published profile: 5 where a run takes under about 2 minutes, else 3.
-    seeds: int
 
     @property
     def family(self) -> str:
@@ -44,15 +42,15 @@ class ZooTask:
 
 
 TASKS: dict[str, ZooTask] = {
-    "cartpole": ZooTask("CartPole-v1", "CartPole-v1", seeds=5),
-    "acrobot": ZooTask("Acrobot-v1", "Acrobot-v1", seeds=3),
-    "mountaincar": ZooTask("MountainCar-v0", "MountainCar-v0", seeds=3),
-    "mountaincar_continuous": ZooTask("MountainCarContinuous-v0", "MountainCarContinuous-v0", seeds=5),
-    "pendulum": ZooTask("Pendulum-v1", "Pendulum-v1", seeds=5),
-    "lunarlander": ZooTask("LunarLander-v3", "LunarLander-v3", seeds=3),
-    "lunarlander_continuous": ZooTask("LunarLanderContinuous-v3", "LunarLanderContinuous-v3", seeds=3),
-    "halfcheetah": ZooTask("HalfCheetah-v5", "HalfCheetah-v4", seeds=3),
-    "hopper": ZooTask("Hopper-v5", "Hopper-v4", seeds=3),
+    "cartpole": ZooTask("CartPole-v1", "CartPole-v1"),
+    "acrobot": ZooTask("Acrobot-v1", "Acrobot-v1"),
+    "mountaincar": ZooTask("MountainCar-v0", "MountainCar-v0"),
+    "mountaincar_continuous": ZooTask("MountainCarContinuous-v0", "MountainCarContinuous-v0"),
+    "pendulum": ZooTask("Pendulum-v1", "Pendulum-v1"),
+    "lunarlander": ZooTask("LunarLander-v3", "LunarLander-v3"),
+    "lunarlander_continuous": ZooTask("LunarLanderContinuous-v3", "LunarLanderContinuous-v3"),
+    "halfcheetah": ZooTask("HalfCheetah-v5", "HalfCheetah-v4"),
+    "hopper": ZooTask("Hopper-v5", "Hopper-v4"),
 }
 
 
@@ -61,8 +59,7 @@ class ZooProfile:
     name: str
     description: str
     eval_episodes: int
-    #: None: each task's own number of seeds.
-    seeds: tuple[int, ...] | None
+    seeds: tuple[int, ...]
     #: None: the Zoo entry's budget (capped); else this many env steps.
     budget: int | None
     publish: bool = True
@@ -71,10 +68,9 @@ class ZooProfile:
 PROFILES: dict[str, ZooProfile] = {
     "zoo": ZooProfile(
         "zoo",
-        "the Zoo entry's n_timesteps capped at 1M; 5 seeds (3 for tasks whose runs take over ~2 minutes); 20 "
-        "deterministic evaluation episodes",
+        "the Zoo entry's n_timesteps capped at 1M; 5 seeds; 20 deterministic evaluation episodes",
         eval_episodes=20,
-        seeds=None,
+        seeds=(0, 1, 2, 3, 4),
         budget=None,
     ),
     "smoke": ZooProfile("smoke", "harness check: 2,000 env steps, 1 seed, 2 episodes", 2, (0,), 2_000, publish=False),
