@@ -20,10 +20,9 @@ as it is, so remedies are ablated on the same tasks, seeds and budget.
 
 Budget: the PPO entry's ``n_timesteps``, capped at 1M env steps, for every algorithm. Evaluation: the final policy,
 deterministic, 20 episodes on a fresh env made like the Zoo's evaluation env (frozen ``VecNormalize`` statistics
-where the entry normalizes, raw returns). Seeds: 5 per task and algorithm (with 3, the
-bootstrap CI of the IQM is the seeds' whole range).
-Scores are per seed (the mean of its evaluation episodes); the report gives the IQM over seeds with its 95%
-bootstrap CI (rliable), mean ± std, env steps and wall time per run, and learning curves.
+where the entry normalizes, raw returns). Seeds: 5 per task and algorithm (with 3, the bootstrap CI of the IQM is
+the seeds' whole range). Scores are per seed (the mean of its evaluation episodes); the report gives the IQM over
+seeds with its 95% bootstrap CI (rliable), mean ± std, env steps and wall time per run, and learning curves.
 
 Usage (from the repository root)::
 
