@@ -751,7 +751,10 @@ class GPG(PPO):
                     f"{stats.bins} bins; e.g. all ran to the time limit on a constant reward: if that is the best "
                     "return, the task is solved)"
                 )
-                remedies.append("more exploration (ent_coef), so that some episodes end differently")
+            remedies.append(
+                "more exploration, so that some episodes end differently: ent_coef, use_sde for continuous actions, "
+                "or a count-based bonus for low-dimensional observations (sb3_gpg.exploration.VecCountBonus)"
+            )
         return (
             f"No step of this group carries a learning signal ({stats.steps} of {stats.steps} steps, binning={binning!r}): "
             f"{cause}, so every advantage is 0 and the update does nothing. Try {'; or '.join(remedies)}. "

@@ -251,6 +251,7 @@ def test_equal_returns_in_every_bin_warn_with_the_collection_remedy():
     assert "the returns in every bin are equal" in message
     remedies = message.split("Try ")[1]
     assert "collection='carry' or 'episodes'" in remedies and "a longer rollout than n_steps=32" in remedies
+    assert "sb3_gpg.exploration.VecCountBonus" in remedies  # when no episode reaches the goal, only exploration helps
     assert "sits alone" not in message and "binning=" not in remedies
 
 

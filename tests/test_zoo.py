@@ -239,6 +239,9 @@ def train_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], config: st
         ("binning", "state", ["binning='state'", "needs a discrete observation space", "Box", "space_time"]),
         ("bin_size", [0.5, 0.5], ["bin_size=[0.5, 0.5]", "4 dimensions"]),
         ("policy_kwargs", "dict(net_arch=dict(pi=[64], vf=[64]))", ["value network", "net_arch=[64]"]),
+        # A wrapper that refuses its arguments (CartPole's velocities have no bounds for the bonus's grid)
+        ("vec_env_wrapper", "sb3_gpg.exploration.VecCountBonus", ["low=[", "must be finite: give `low` and `high`"]),
+        ("vec_env_wrapper", {"sb3_gpg.exploration.VecCountBonus": {"bta": 1}}, ["unexpected keyword argument 'bta'"]),
     ],
 )
 def test_bad_entry_is_refused_before_training(

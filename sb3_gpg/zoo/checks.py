@@ -87,6 +87,13 @@ def check_env_id(env_id: str) -> None:
     )
 
 
+def key_source(key: str, config: str, entry: str | None, command_line: Mapping[str, Any]) -> str:
+    """Where a key's value comes from, to begin an error message: the command line's ``-params`` or the entry."""
+    if key in command_line:
+        return f"Key {key!r} set by -params {key}:... on the command line"
+    return f"Key {key!r} of entry {entry!r} in {config}" if entry else f"Key {key!r} in {config}"
+
+
 def check_hyperparameters(
     hyperparams: Mapping[str, Any],
     config: str,
@@ -116,9 +123,7 @@ def check_hyperparameters(
     command_line = command_line or {}
 
     def where(key: str) -> str:
-        if key in command_line:
-            return f"Key {key!r} set by -params {key}:... on the command line"
-        return f"Key {key!r} of entry {entry!r} in {config}" if entry else f"Key {key!r} in {config}"
+        return key_source(key, config, entry, command_line)
 
     try:
         arguments = _constructor_arguments(hyperparams)
@@ -276,6 +281,7 @@ def observation_space_of(
     :param hyperparams: The entry (checked: its wrappers load).
     :param env_kwargs: Keyword arguments of the env's constructor.
     :return: The observation space.
+    :raises ArgumentError: where the ``vec_env_wrapper`` refuses its keyword arguments.
     """
     spec = gym.spec(env_id)
     env_wrapper = get_wrapper_class(dict(hyperparams))
@@ -288,7 +294,11 @@ def observation_space_of(
     vec_env: VecEnv = DummyVecEnv([make_env])
     try:
         if vec_env_wrapper is not None:
-            vec_env = vec_env_wrapper(vec_env)  # type: ignore[assignment, arg-type]
+            try:
+                vec_env = vec_env_wrapper(vec_env)  # type: ignore[assignment, arg-type]
+            except (ArgumentError, TypeError) as error:  # its keyword arguments, from the entry
+                wrapper = hyperparams["vec_env_wrapper"]
+                raise ArgumentError("vec_env_wrapper", f"vec_env_wrapper={wrapper!r}: {error}") from error
         if hyperparams.get("frame_stack"):
             vec_env = VecFrameStack(vec_env, int(hyperparams["frame_stack"]))
         return vec_env.observation_space

@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.vec_env import check_backend
 from sb3_gpg.zoo import hooks
-from sb3_gpg.zoo.checks import check_hyperparameters, observation_space_of
+from sb3_gpg.zoo.checks import check_hyperparameters, key_source, observation_space_of
 from sb3_gpg.zoo.config import ALGO, ZooConfigError, default_config_path, entry_name, load_config
 from sb3_gpg.zoo.search import SearchSpace, drawing_from
 from sb3_gpg.zoo.tuning import Heartbeat, heartbeat_storage, is_journal
@@ -94,7 +94,11 @@ class GPGExperimentManager(ExperimentManager):
         check()
         # The Zoo lets the entry's env_kwargs replace those of the command line (after merging them in).
         env_kwargs = hyperparams.get("env_kwargs", self.env_kwargs)
-        self.observation_space = observation_space_of(self.env_name.gym_id, hyperparams, env_kwargs)
+        try:
+            self.observation_space = observation_space_of(self.env_name.gym_id, hyperparams, env_kwargs)
+        except ArgumentError as error:
+            where = key_source(error.argument, self.config, entry, self.custom_hyperparams or {})
+            raise ZooConfigError(f"{where}: {error}") from error
         check(observation_space=self.observation_space)
         return hyperparams, saved_hyperparams
 
