@@ -334,7 +334,12 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path: Path, postgresql_ur
 
 
 def test_ctrl_c_before_any_trial_completed(tmp_path: Path) -> None:
-    """SIGINT during the first trial: the worker ends cleanly (status 0, a message, no crash), its trial FAILED."""
+    """SIGINT during the first trial: the worker ends cleanly (a message, no crash), its trial FAILED.
+
+    The exit status is 0, or SIGINT's where the interrupt landed in code CPython runs through ``exec`` (the first
+    model's optimizer imports ``torch._dynamo``, whose dataclasses are made that way): CPython then marks the
+    interrupt unhandled even though it was caught, and exits by the signal after a normal end (a fresh checkout's
+    first import, without bytecode caches, makes that window seconds long)."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=storage, study_name="interrupted", direction="maximize")
     worker = start_worker(tmp_path, storage, "interrupted", 7, "--n-trials", "1", "--eval-episodes", "100000")
@@ -350,7 +355,7 @@ def test_ctrl_c_before_any_trial_completed(tmp_path: Path) -> None:
         if worker.poll() is None:
             worker.kill()
     output = output_of(tmp_path, worker)
-    assert worker.returncode == 0, output[-3000:]
+    assert worker.returncode in (0, -signal.SIGINT), output[-3000:]
     # Optuna logs the interrupted trial, with where the KeyboardInterrupt hit it; the Zoo's report then ends the run.
     assert output.rstrip().endswith("No trial of study 'interrupted' has completed (1 FAIL): no best trial to report.")
     assert "No trials are completed yet" not in output
