@@ -108,7 +108,10 @@ def parse_value(text: str) -> Any:
 
 @dataclass(frozen=True)
 class ZooRunSpec:
-    """One run: an algorithm's entry on a task with a seed, GPG's extra options as sorted ``(name, value)`` pairs."""
+    """One run: an algorithm's entry on a task with a seed, GPG's extra options as sorted ``(name, value)`` pairs.
+
+    A value may be a mapping, as a ``vec_env_wrapper`` with its arguments is: specs hash by their JSON record.
+    """
 
     task: str
     algo: str
@@ -128,7 +131,10 @@ class ZooRunSpec:
         """``ppo``, ``gpg``, ``gpg-ppo-entry``, ``gpg-default``, or e.g. ``gpg+collection=episodes,shared_starts=4``."""
         if not self.options:
             return self.algo
-        return f"{self.algo}+" + ",".join(f"{name}={value}" for name, value in self.options)
+        return f"{self.algo}+" + ",".join(f"{name}={_label(value)}" for name, value in self.options)
+
+    def __hash__(self) -> int:
+        return hash(_normalized(self.to_json()))
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "options": [list(pair) for pair in self.options]}
@@ -153,6 +159,15 @@ class ZooRunSpec:
 
 def _normalized(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
+
+
+def _label(value: Any) -> str:
+    """An option's value in a variant's name: a mapping or list in YAML's flow style, as ``--options`` takes it."""
+    if isinstance(value, (Mapping, list)):
+        import yaml
+
+        return yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip()
+    return str(value)
 
 
 #: ``gpg.yml`` of the checkout the benchmark runs from, not the installed package's: a sweep running from a

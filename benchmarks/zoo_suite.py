@@ -16,7 +16,8 @@ normalization, wrappers, schedules and policy keyword strings are exactly what `
 
 ``--options key=value ...`` adds constructor options (or Zoo keys such as ``n_envs``) to the GPG runs
 (``--options collection=episodes shared_starts=4``); each ``--options`` is its own variant and an empty one the entry
-as it is, so remedies are ablated on the same tasks, seeds and budget.
+as it is, so remedies are ablated on the same tasks, seeds and budget. Values are read as YAML, mappings included:
+``--options 'vec_env_wrapper={sb3_gpg.exploration.VecCountBonus: {beta: 0.3, cells: 32}}'``.
 
 Budget: the PPO entry's ``n_timesteps``, capped at 1M env steps, for every algorithm. Evaluation: the final policy,
 deterministic, 20 episodes on a fresh env made like the Zoo's evaluation env (frozen ``VecNormalize`` statistics
@@ -64,7 +65,8 @@ def plan(args: argparse.Namespace) -> list[Run]:
 def arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--algos", nargs="+", default=["ppo", "gpg"], choices=ALGOS, help="algorithms (default ppo gpg)")
     parser.add_argument("--options", nargs="*", action="append",
-                        help="GPG constructor options key=value: a variant of the GPG runs; repeat for more variants, "
+                        help="GPG constructor options or Zoo keys, key=value (values as YAML): a variant of the GPG runs; "
+                        "repeat for more variants, "
                         "an empty --options is the entry as it is (default: the entry only)")  # fmt: skip
 
 

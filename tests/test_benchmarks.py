@@ -249,6 +249,22 @@ def test_zoo_suite_options_read_values_as_yaml_and_exponents_as_floats():
     assert dict(parse_variants([["learning_rate=lin_3e-4"]])[0]) == {"learning_rate": "lin_3e-4"}
 
 
+def test_a_zoo_suite_variant_may_set_a_mapping_such_as_a_wrapper_with_its_arguments(tmp_path):
+    wrapper = "vec_env_wrapper={sb3_gpg.exploration.VecCountBonus: {beta: 0.3, cells: 32}}"
+    run = ["--profile", "smoke", "--tasks", "mountaincar", "--algos", "gpg", "--options", wrapper, "--out", str(tmp_path)]
+    result = suite("zoo_suite", "run", *run)
+    assert result.returncode == 0, result.stderr
+    [path] = (tmp_path / "zoo_suite" / "smoke" / "mountaincar").glob("*.json")
+    assert path.name == f"gpg+{wrapper}_s0.json"
+    record = json.loads(path.read_text())
+    bonus = {"sb3_gpg.exploration.VecCountBonus": {"beta": 0.3, "cells": 32}}
+    assert record["hyperparameters"]["vec_env_wrapper"] == record["spec"]["options"][0][1] == bonus
+    assert len(record["eval"]["returns"]) == 2
+    result = suite("zoo_suite", "plan", *run)  # the record is read back as the run it is: nothing left to do
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1 runs, 1 done, 0 to run") and "broken" not in result.stderr
+
+
 def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
     from benchmarks.zoo_runs import CRITIC_KEYS, ZooRunSpec, entry_hyperparameters, zoo_ppo_entries
     from sb3_gpg import zoo
