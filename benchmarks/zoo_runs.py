@@ -122,8 +122,8 @@ class ZooRunSpec:
     def __post_init__(self) -> None:
         if self.task not in TASKS or self.algo not in ALGOS or self.profile not in PROFILES:
             raise ValueError(f"Unknown task, algo or profile in {self}: valid {list(TASKS)}, {ALGOS}, {list(PROFILES)}.")
-        if self.options and self.algo == "ppo":
-            raise ValueError(f"--options are GPG's constructor options; PPO runs take none ({dict(self.options)}).")
+        if self.algo == "ppo" and (gpg_only := sorted(set(dict(self.options)) & _gpg_only_arguments())):
+            raise ValueError(f"PPO runs take Zoo keys only, not GPG's {gpg_only}: valid keys are PPO's and the Zoo's.")
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
 
     @property
@@ -159,6 +159,18 @@ class ZooRunSpec:
 
 def _normalized(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
+
+
+def _gpg_only_arguments() -> set[str]:
+    """GPG's constructor arguments that PPO's lacks (``binning``, ``collection``, ...)."""
+    import inspect
+
+    from stable_baselines3 import PPO
+
+    from sb3_gpg import GPG
+
+    named = {name for name, parameter in inspect.signature(GPG).parameters.items() if parameter.kind != parameter.VAR_KEYWORD}
+    return named - set(inspect.signature(PPO).parameters)
 
 
 def _label(value: Any) -> str:

@@ -17,7 +17,9 @@ normalization, wrappers, schedules and policy keyword strings are exactly what `
 ``--options key=value ...`` adds constructor options (or Zoo keys such as ``n_envs``) to the GPG runs
 (``--options collection=episodes shared_starts=4``); each ``--options`` is its own variant and an empty one the entry
 as it is, so remedies are ablated on the same tasks, seeds and budget. Values are read as YAML, mappings included:
-``--options 'vec_env_wrapper={sb3_gpg.exploration.VecCountBonus: {beta: 0.3, cells: 32}}'``.
+``--options 'vec_env_wrapper={sb3_gpg.exploration.VecCountBonus: {beta: 0.3, cells: 32}}'``. ``--ppo-options`` does
+the same for the PPO runs, with Zoo keys only: whether a remedy that is not GPG's helps PPO as well. The verdicts are
+always against PPO's entry as it is.
 
 Budget: the PPO entry's ``n_timesteps``, capped at 1M env steps, for every algorithm. Evaluation: the final policy,
 deterministic, 20 episodes on a fresh env made like the Zoo's evaluation env (frozen ``VecNormalize`` statistics
@@ -54,7 +56,7 @@ def plan(args: argparse.Namespace) -> list[Run]:
     runs = []
     # Algorithm first, then tasks in the order given: a sweep does one algorithm's runs before the next's.
     for algo in args.algos:
-        for options in parse_variants(args.options) if algo != "ppo" else [()]:
+        for options in parse_variants(args.ppo_options if algo == "ppo" else args.options):
             for name in args.tasks:
                 for seed in args.seeds or profile.seeds:
                     spec = ZooRunSpec(name, algo, seed, args.profile, options)
@@ -68,6 +70,9 @@ def arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="GPG constructor options or Zoo keys, key=value (values as YAML): a variant of the GPG runs; "
                         "repeat for more variants, "
                         "an empty --options is the entry as it is (default: the entry only)")  # fmt: skip
+    parser.add_argument("--ppo-options", nargs="*", action="append",
+                        help="the same for the PPO runs, Zoo keys only (a remedy that is not GPG's, such as "
+                        "vec_env_wrapper, tried on PPO too); verdicts are against PPO's entry as it is")  # fmt: skip
 
 
 def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict[str, Any]]) -> str:
@@ -102,7 +107,7 @@ def report(args: argparse.Namespace, runs: list[Run], records: dict[Run, dict[st
                 f"{np.mean([r['train_seconds'] for r in done]) / 60:.1f}", len(done),
             ])  # fmt: skip
         for variant in variants:
-            if variant == "ppo" or variant not in intervals or "ppo" not in intervals:
+            if variant.partition("+")[0] == "ppo" or variant not in intervals or "ppo" not in intervals:
                 continue
             if min(len(by_cell[(task_name, variant)]), len(by_cell[(task_name, "ppo")])) < 3:
                 verdicts.append((task.env_id, variant, "too few seeds for a verdict"))
@@ -171,7 +176,8 @@ def _plot_curves(
     for axis in axes.ravel():
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             labels.setdefault(label, handle)
-    figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3), fontsize=7)
+    if labels:  # none where no run has two training episodes yet
+        figure.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), 3), fontsize=7)
     figure.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 3), 1, 1))
     args.folder.mkdir(parents=True, exist_ok=True)
     path = args.folder / "zoo_suite.png"

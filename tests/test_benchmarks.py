@@ -265,6 +265,24 @@ def test_a_zoo_suite_variant_may_set_a_mapping_such_as_a_wrapper_with_its_argume
     assert result.stdout.startswith("1 runs, 1 done, 0 to run") and "broken" not in result.stderr
 
 
+def test_ppo_variants_take_zoo_keys_and_are_never_judged_against_ppo(tmp_path):
+    wrapper = "vec_env_wrapper={sb3_gpg.exploration.VecCountBonus: {beta: 0.3, cells: 32}}"
+    common = ["--profile", "smoke", "--tasks", "mountaincar", "--out", str(tmp_path)]
+    result = suite("zoo_suite", "run", *common, "--algos", "ppo", "--ppo-options", "binning=time")
+    assert result.returncode != 0 and "PPO runs take Zoo keys only, not GPG's ['binning']" in result.stderr
+    result = suite("zoo_suite", "run", *common, "--algos", "ppo", "gpg", "--ppo-options", "--ppo-options", wrapper)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "zoo_suite" / "smoke" / "mountaincar"
+    assert sorted(path.name for path in folder.glob("*.json")) == ["gpg_s0.json", f"ppo+{wrapper}_s0.json", "ppo_s0.json"]
+    record = json.loads((folder / f"ppo+{wrapper}_s0.json").read_text())
+    assert record["hyperparameters"]["vec_env_wrapper"] == {"sb3_gpg.exploration.VecCountBonus": {"beta": 0.3, "cells": 32}}
+    result = suite("zoo_suite", "report", *common, "--algos", "ppo", "gpg", "--ppo-options", "--ppo-options", wrapper)
+    assert result.returncode == 0, result.stderr
+    assert f"| MountainCar-v0 | ppo+{wrapper} |" in result.stdout
+    assert "| MountainCar-v0 | gpg | too few seeds for a verdict |" in result.stdout
+    assert f"| ppo+{wrapper} | too few" not in result.stdout  # PPO's variants are not GPG variants to judge
+
+
 def test_the_zoo_suite_trains_each_algorithm_with_its_own_entry():
     from benchmarks.zoo_runs import CRITIC_KEYS, ZooRunSpec, entry_hyperparameters, zoo_ppo_entries
     from sb3_gpg import zoo
