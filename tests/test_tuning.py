@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from gymnasium import spaces
@@ -99,6 +100,60 @@ def test_sampler_draws_gsde_for_continuous_actions_only() -> None:
     assert zoo.convert_gpg_params(params, n_envs=4)["use_sde"] is True  # --trial-id trains with the trial's value
     model = GPG("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=4), n_steps=continuous.pop("n_steps"), **continuous)
     assert model.use_sde
+
+
+def test_the_novelty_bonus_is_drawn_for_a_few_bounded_observation_dimensions_only() -> None:
+    mountain_car = spaces.Box(low=np.array([-1.2, -0.07]), high=np.array([0.6, 0.07]))
+    assert zoo.SearchSpace.for_experiment(mountain_car, 10**5).bonus
+    assert not zoo.SearchSpace.for_experiment(spaces.Box(-np.inf, np.inf, (4,)), 10**5).bonus  # CartPole: unbounded
+    assert not zoo.SearchSpace.for_experiment(spaces.Box(-1, 1, (17,)), 10**5).bonus  # every state a new cell
+    assert not zoo.SearchSpace.for_experiment(spaces.Discrete(5), 10**5).bonus
+    own = {zoo.BONUS_WRAPPER: {"beta": 0.1, "cells": 64}}  # the entry's own bonus is what a trial replaces
+    assert zoo.SearchSpace.for_experiment(mountain_car, 10**5, own).bonus
+    assert not zoo.SearchSpace.for_experiment(mountain_car, 10**5, "my_package.MyVecWrapper").bonus  # kept, not dropped
+
+    assert zoo.sample_bonus(optuna.trial.FixedTrial({"bonus_beta": 0.3, "bonus_cells": 16})) == {
+        zoo.BONUS_WRAPPER: {"beta": 0.3, "cells": 16}
+    }
+    assert zoo.sample_bonus(optuna.trial.FixedTrial({"bonus_beta": 0.0})) is None  # no cells drawn without a bonus
+    params = {"n_envs": 4, "n_steps_pow": 6, "n_minibatches": 4, "n_epochs": 4, "learning_rate": 1e-3}
+    params |= {"clip_range": 0.2, "ent_coef": 1e-3, "one_minus_gamma": 0.01, "binning": "time", "collection": "window"}
+    # --trial-id trains with the trial's bonus, or none, in place of the entry's; a study without it keeps the entry's.
+    assert zoo.convert_gpg_params({**params, "bonus_beta": 0.1, "bonus_cells": 32})["vec_env_wrapper"] == {
+        zoo.BONUS_WRAPPER: {"beta": 0.1, "cells": 32}
+    }
+    assert zoo.convert_gpg_params({**params, "bonus_beta": 0.0})["vec_env_wrapper"] is None
+    assert "vec_env_wrapper" not in zoo.convert_gpg_params(params)
+
+
+def test_optimize_trains_each_trial_with_its_own_bonus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sb3_gpg.exploration import VecCountBonus
+
+    built = []
+    original = VecCountBonus.__init__
+
+    def spy(self: VecCountBonus, venv: object, beta: float = 0.1, cells: int = 64, **kwargs: object) -> None:
+        built.append((beta, cells, venv.num_envs))
+        original(self, venv, beta, cells, **kwargs)
+
+    monkeypatch.setattr(VecCountBonus, "__init__", spy)
+    storage = str(tmp_path / "study.log")
+    study = optuna.create_study(
+        study_name="s", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)),
+        direction="maximize",
+    )  # fmt: skip
+    study.enqueue_trial({"bonus_beta": 0.3, "bonus_cells": 16, "n_envs": 4})
+    study.enqueue_trial({"bonus_beta": 0.0, "n_envs": 4})
+    command = ["train", "--algo", "gpg", "--env", "MountainCar-v0", "-optimize", "--n-timesteps", "512", "--n-trials", "2"]
+    command += ["--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--n-evaluations", "1", "--eval-episodes", "1"]
+    command += ["--num-threads", "1", "--no-optim-plots", "--storage", storage, "--study-name", "s", "-f", str(tmp_path)]
+    assert main(command) == 0
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert [trial.params["bonus_beta"] for trial in trials] == [0.3, 0.0]
+    # The entry's own bonus (beta 0.1, 64 cells) is built only where the entry is checked (one env, to read its
+    # observation space), before the trials: the first trial trains and evaluates on its own bonus (a wrapper for
+    # its 4 training envs, one for the evaluation env), the second on none.
+    assert set(built[:-2]) == {(0.1, 64, 1)} and built[-2:] == [(0.3, 16, 4), (0.3, 16, 1)]
 
 
 def _interruptible() -> None:

@@ -38,12 +38,14 @@ from sb3_gpg.zoo.manager import GPGExperimentManager
 from sb3_gpg.zoo.registration import is_registered, register
 from sb3_gpg.zoo.search import (
     BIN_SIZE_CHOICES,
+    BONUS_WRAPPER,
     N_ENVS_CHOICES,
     N_MINIBATCHES_CHOICES,
     N_STEPS_POW_RANGE,
     SearchSpace,
     convert_gpg_params,
     drawing_from,
+    sample_bonus,
     sample_gpg_params,
     valid_binnings,
 )
@@ -52,6 +54,7 @@ from sb3_gpg.zoo.tuning import Heartbeat, heartbeat_storage
 __all__ = [
     "ALGO",
     "BIN_SIZE_CHOICES",
+    "BONUS_WRAPPER",
     "CONFIG_FILE",
     "MANAGER_ARGUMENTS",
     "N_ENVS_CHOICES",
@@ -74,6 +77,7 @@ __all__ = [
     "load_config",
     "observation_space_of",
     "register",
+    "sample_bonus",
     "sample_gpg_params",
     "valid_binnings",
     "valid_keys",

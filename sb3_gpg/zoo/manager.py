@@ -1,4 +1,4 @@
-"""The Zoo's ``ExperimentManager`` for GPG: default config, checks, batched backends, tuning of ``n_envs``, heartbeats."""
+"""The Zoo's ``ExperimentManager`` for GPG: default config, checks, batched backends, tuning of envs, heartbeats."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import optuna
 from gymnasium import spaces
 from optuna.trial import TrialState
 from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import get_wrapper_class
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_gpg.arguments import ArgumentError
@@ -22,7 +23,7 @@ from sb3_gpg.vec_env import check_backend
 from sb3_gpg.zoo import hooks
 from sb3_gpg.zoo.checks import check_hyperparameters, key_source, observation_space_of
 from sb3_gpg.zoo.config import ALGO, ZooConfigError, default_config_path, entry_name, load_config
-from sb3_gpg.zoo.search import SearchSpace, drawing_from
+from sb3_gpg.zoo.search import SearchSpace, drawing_from, sample_bonus
 from sb3_gpg.zoo.tuning import Heartbeat, heartbeat_storage, is_journal
 
 #: The Zoo's own env backends (its ``--vec-env``); the others are batched (:mod:`sb3_gpg.vec_env`).
@@ -40,7 +41,8 @@ class GPGExperimentManager(ExperimentManager):
       when it is read, before any env, log folder or model is made.
     - ``vec_env_backend`` adds the batched backends ``gymnasium`` and ``envpool`` to the Zoo's ``dummy`` and
       ``subproc``.
-    - ``-optimize`` tunes ``n_envs``: each trial draws it and builds its envs with it (see
+    - ``-optimize`` tunes ``n_envs`` and, for observations it fits, the novelty bonus
+      (:class:`~sb3_gpg.exploration.VecCountBonus`): each trial draws them and builds its envs with them (see
       :func:`~sb3_gpg.zoo.sample_gpg_params`), and records the worker (``host:pid``) that ran it in its user
       attributes.
     - ``-optimize`` with a database ``--storage`` (any algorithm) keeps heartbeats, so that the trial of a killed
@@ -62,6 +64,8 @@ class GPGExperimentManager(ExperimentManager):
         self.heartbeat = heartbeat or Heartbeat()
         #: The env's observation space, known once the hyperparameters are read (gpg only).
         self.observation_space: spaces.Space | None = None
+        #: The entry's ``vec_env_wrapper`` as written, known once the hyperparameters are read (gpg only).
+        self.entry_vec_env_wrapper: Any = None
         arguments = inspect.signature(ExperimentManager.__init__).bind(self, *args, **kwargs).arguments
         if self.algo == ALGO and not arguments.get("config"):
             self.config = str(default_config_path())
@@ -100,6 +104,7 @@ class GPGExperimentManager(ExperimentManager):
             where = key_source(error.argument, self.config, entry, self.custom_hyperparams or {})
             raise ZooConfigError(f"{where}: {error}") from error
         check(observation_space=self.observation_space)
+        self.entry_vec_env_wrapper = hyperparams.get("vec_env_wrapper")
         return hyperparams, saved_hyperparams
 
     def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
@@ -115,17 +120,19 @@ class GPGExperimentManager(ExperimentManager):
 
     def objective(self, trial: optuna.Trial) -> float:
         """
-        The Zoo's objective, with the trial's ``n_envs`` drawn first (for GPG).
+        The Zoo's objective, with the trial's ``n_envs`` and novelty bonus drawn first (for GPG).
 
         :param trial: The Optuna trial.
         :return: The trial's last mean evaluation reward.
         """
         if self.algo != ALGO:
             return super().objective(trial)
-        space = SearchSpace.for_experiment(self.observation_space, self.n_timesteps)
+        space = SearchSpace.for_experiment(self.observation_space, self.n_timesteps, self.entry_vec_env_wrapper)
         # A shallow copy per trial: with n_jobs > 1 the trials of this manager run in threads at once.
         manager = copy.copy(self)
         manager.n_envs = trial.suggest_categorical("n_envs", space.n_envs)
+        if space.bonus:
+            manager.vec_env_wrapper = get_wrapper_class({"vec_env_wrapper": sample_bonus(trial)}, "vec_env_wrapper")
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         with drawing_from(space):
             return ExperimentManager.objective(manager, trial)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from gymnasium import spaces
 
@@ -41,6 +42,16 @@ MIN_BIN_SAMPLES_CHOICES = (0, 4)
 #: gSDE on or off, for continuous actions: each env's exploration noise is then a consistent function of the state
 #: (goals that independent noise never reaches: MountainCarContinuous).
 USE_SDE_CHOICES = (False, True)
+#: ``beta`` of the count-based novelty bonus (:class:`~sb3_gpg.exploration.VecCountBonus`; 0: none), for a constant
+#: reward until a rarely reached goal, where every return of a group is equal (MountainCar-v0); drawn for ``Box``
+#: observations with finite bounds and at most :data:`BONUS_MAX_DIMENSIONS` dimensions.
+BONUS_BETA_CHOICES = (0.0, 0.1, 0.3)
+#: Grid intervals per observation dimension of the bonus's cells.
+BONUS_CELLS_CHOICES = (16, 32, 64)
+#: The bonus's grid suits a few dimensions: in more, almost every state is a new cell and the bonus a constant.
+BONUS_MAX_DIMENSIONS = 4
+#: The wrapper's import path, as a ``vec_env_wrapper`` entry names it.
+BONUS_WRAPPER = "sb3_gpg.exploration.VecCountBonus"
 #: The keys a trial draws only under conditions, at GPG's constructor defaults for the trials that do not draw them:
 #: the Zoo starts every trial from the env's entry, whose own values must not slip into a trial that did not choose
 #: them (an entry's ``shared_starts: 4`` would make a trial of the window fail, its ``bin_size`` warn with time bins).
@@ -74,14 +85,19 @@ class SearchSpace:
     :param binnings: The binnings to try (the ones valid for the env's observation space).
     :param n_envs: The group sizes to try; empty: ``n_envs`` is not tuned (the entry's is used).
     :param max_n_steps_pow: The largest ``n_steps`` is ``2 ** max_n_steps_pow``.
+    :param bonus: Whether to draw the novelty bonus (:func:`sample_bonus`), which replaces the entry's
+        ``vec_env_wrapper``.
     """
 
     binnings: tuple[str, ...] = ("time", "none")
     n_envs: tuple[int, ...] = ()
     max_n_steps_pow: int = N_STEPS_POW_RANGE[1]
+    bonus: bool = False
 
     @classmethod
-    def for_experiment(cls, observation_space: spaces.Space | None, n_timesteps: int) -> SearchSpace:
+    def for_experiment(
+        cls, observation_space: spaces.Space | None, n_timesteps: int, vec_env_wrapper: Any = None
+    ) -> SearchSpace:
         """
         The search space of a study: binnings that fit the observation space, and group sizes and rollout
         lengths cut so that a trial's budget holds at least one rollout (else the trial would train on a
@@ -90,13 +106,46 @@ class SearchSpace:
 
         :param observation_space: The env's observation space (``None``: ``time`` and ``none`` only).
         :param n_timesteps: The budget of each trial.
+        :param vec_env_wrapper: The entry's ``vec_env_wrapper``: the bonus is drawn only where the entry has none
+            or the bonus itself (a trial replaces it, and must not drop another wrapper of the entry).
         :return: The search space.
         """
         low, high = N_STEPS_POW_RANGE
         n_envs = tuple(n for n in N_ENVS_CHOICES if n * 2**low <= n_timesteps) or N_ENVS_CHOICES[:1]
         max_pow = math.floor(math.log2(max(n_timesteps, 1) / max(n_envs))) if n_timesteps > 0 else high
         binnings = valid_binnings(observation_space) if observation_space is not None else cls.binnings
-        return cls(binnings=binnings, n_envs=n_envs, max_n_steps_pow=min(max(max_pow, low), high))
+        own_wrapper = (
+            vec_env_wrapper is None
+            or vec_env_wrapper == BONUS_WRAPPER
+            or (isinstance(vec_env_wrapper, dict) and list(vec_env_wrapper) == [BONUS_WRAPPER])
+        )
+        bonus = own_wrapper and _bonus_fits(observation_space)
+        return cls(binnings=binnings, n_envs=n_envs, max_n_steps_pow=min(max(max_pow, low), high), bonus=bonus)
+
+
+def _bonus_fits(observation_space: spaces.Space | None) -> bool:
+    """Whether the bonus's grid fits the observations: a ``Box`` of a few dimensions with finite bounds."""
+    return (
+        isinstance(observation_space, spaces.Box)
+        and int(np.prod(observation_space.shape)) <= BONUS_MAX_DIMENSIONS
+        and bool(np.all(np.isfinite(observation_space.low)) and np.all(np.isfinite(observation_space.high)))
+    )
+
+
+def sample_bonus(trial: optuna.Trial) -> dict[str, Any] | None:
+    """
+    Draw the novelty bonus of a trial (``bonus_beta``, then ``bonus_cells`` if it is not 0).
+
+    :param trial: The Optuna trial.
+    :return: The trial's ``vec_env_wrapper`` as an entry writes it, or ``None`` for no bonus.
+    """
+    beta = trial.suggest_categorical("bonus_beta", BONUS_BETA_CHOICES)
+    cells = trial.suggest_categorical("bonus_cells", BONUS_CELLS_CHOICES) if beta else None
+    return _bonus_entry(beta, cells)
+
+
+def _bonus_entry(beta: float, cells: int | None) -> dict[str, Any] | None:
+    return {BONUS_WRAPPER: {"beta": beta, "cells": cells}} if beta else None
 
 
 # The search space of the study the current thread's trial belongs to, set by drawing_from() around the Zoo's
@@ -125,9 +174,10 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     ``collection``, ``shared_starts`` (complete episodes only), ``history_weight`` (independent starts only) and
     ``use_sde`` (continuous actions only): the remedies for GPG's measured failure modes (equal truncated returns,
     start-state variance, sparse bins, rewards that independent action noise never reaches).
-    ``n_envs`` is drawn only when
-    :class:`GPGExperimentManager` runs the study: it draws it first, builds the trial's envs with it, and the
-    draw here returns the same value (Optuna returns a trial's existing value for a parameter name).
+    ``n_envs`` and the novelty bonus (:func:`sample_bonus`) are drawn only when
+    :class:`GPGExperimentManager` runs the study: they set the trial's envs, so it draws them first and builds the
+    envs with them; the ``n_envs`` draw here returns the same value (Optuna returns a trial's existing value for a
+    parameter name).
 
     :param trial: The Optuna trial.
     :param n_actions: The action dimension of a ``Box`` action space, 0 for the others (the Zoo's ``n_actions``):
@@ -174,7 +224,7 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
 
     :param sampled_params: The trial's parameters.
     :param n_envs: The number of envs when the study did not tune it.
-    :return: Hyperparameters, ``n_envs`` included.
+    :return: Hyperparameters, ``n_envs`` included, and ``vec_env_wrapper`` where the study drew the bonus.
     :raises ValueError: if the number of envs is unknown (needed for the batch size).
     """
     n_envs = sampled_params.get("n_envs", n_envs)
@@ -199,6 +249,8 @@ def convert_gpg_params(sampled_params: dict[str, Any], n_envs: int | None = None
     for key in ("collection", *UNDRAWN):
         if key in sampled_params:
             hyperparams[key] = sampled_params[key]
+    if "bonus_beta" in sampled_params:  # an env setting, which the Zoo applies when it makes the envs
+        hyperparams["vec_env_wrapper"] = _bonus_entry(sampled_params["bonus_beta"], sampled_params.get("bonus_cells"))
     if hyperparams["min_bin_samples"]:
         hyperparams["bin_fallback"] = "shrink"
     return hyperparams
