@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import yaml
 from gymnasium import spaces
 from optuna.trial import TrialState
 from stable_baselines3.common.env_util import make_vec_env
@@ -144,7 +145,11 @@ def test_optimize_trains_each_trial_with_its_own_bonus(tmp_path: Path, monkeypat
     )  # fmt: skip
     study.enqueue_trial({"bonus_beta": 0.3, "bonus_cells": 16, "n_envs": 4})
     study.enqueue_trial({"bonus_beta": 0.0, "n_envs": 4})
-    command = ["train", "--algo", "gpg", "--env", "MountainCar-v0", "-optimize", "--n-timesteps", "512", "--n-trials", "2"]
+    entry = {"policy": "MlpPolicy", "n_timesteps": 512, "vec_env_wrapper": {zoo.BONUS_WRAPPER: {"beta": 0.1, "cells": 64}}}
+    config = tmp_path / "gpg.yml"
+    config.write_text(yaml.safe_dump({"MountainCar-v0": entry}))
+    command = ["train", "--algo", "gpg", "--env", "MountainCar-v0", "--conf-file", str(config), "-optimize"]
+    command += ["--n-timesteps", "512", "--n-trials", "2"]
     command += ["--n-jobs", "1", "--sampler", "random", "--pruner", "none", "--n-evaluations", "1", "--eval-episodes", "1"]
     command += ["--num-threads", "1", "--no-optim-plots", "--storage", storage, "--study-name", "s", "-f", str(tmp_path)]
     assert main(command) == 0
