@@ -26,6 +26,37 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from sb3_gpg.arguments import ArgumentError, check_int, is_number
 
 
+def grid_bounds(
+    space: spaces.Space, low: Sequence[float] | None = None, high: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    The bounds of :class:`VecCountBonus`'s grid over an observation space.
+
+    :param space: The observation space; it must be a ``Box``.
+    :param low: Lower bounds, one per observation dimension; default: the space's.
+    :param high: Upper bounds; default: the space's.
+    :return: ``low`` and ``high`` as flat float64 arrays.
+    :raises ArgumentError: if the space is not a ``Box``, or the bounds are not finite, one per dimension, and
+        ``high`` above ``low``.
+    """
+    if not isinstance(space, spaces.Box):
+        raise ArgumentError("vec_env_wrapper", f"VecCountBonus needs a Box observation space, not {space}.")
+    bounds = []
+    for name, value in (("low", space.low if low is None else low), ("high", space.high if high is None else high)):
+        bound = np.asarray(value, dtype=np.float64).reshape(-1)
+        size = int(np.prod(space.shape))
+        if bound.size != size:
+            raise ArgumentError(name, f"{name}={bound.tolist()} must be {size} numbers, one per observation dimension.")
+        if not np.all(np.isfinite(bound)):
+            raise ArgumentError(
+                name, f"{name}={bound.tolist()} must be finite: give `low` and `high` for the observation space {space}."
+            )
+        bounds.append(bound)
+    if np.any(bounds[1] <= bounds[0]):
+        raise ArgumentError("high", f"high={bounds[1].tolist()} must be above low={bounds[0].tolist()} everywhere.")
+    return bounds[0], bounds[1]
+
+
 class VecCountBonus(VecEnvWrapper):
     """
     Adds ``beta / sqrt(N)`` to each step's reward, ``N`` the visits so far (this one included, over all sub-envs)
@@ -54,32 +85,14 @@ class VecCountBonus(VecEnvWrapper):
         table_size: int = 2**20,
     ):
         super().__init__(venv)
-        space = venv.observation_space
-        if not isinstance(space, spaces.Box):
-            raise ArgumentError("vec_env_wrapper", f"VecCountBonus needs a Box observation space, not {space}.")
         if not is_number(beta) or beta <= 0:
             raise ArgumentError("beta", f"beta={beta!r} must be a number > 0.")
         self.beta = float(beta)
         self.cells = check_int("cells", cells)
-        self.low = self._bound("low", space.low if low is None else low, space)
-        self.high = self._bound("high", space.high if high is None else high, space)
-        if np.any(self.high <= self.low):
-            raise ArgumentError("high", f"high={self.high.tolist()} must be above low={self.low.tolist()} everywhere.")
+        self.low, self.high = grid_bounds(venv.observation_space, low, high)
         self.counts = np.zeros(check_int("table_size", table_size), dtype=np.int64)
         # Fixed odd multipliers: the same cell hashes to the same counter in every run.
         self._multipliers = np.random.default_rng(0).integers(1, 2**31, size=self.low.size) * 2 + 1
-
-    @staticmethod
-    def _bound(name: str, value: Sequence[float] | np.ndarray, space: spaces.Box) -> np.ndarray:
-        bound = np.asarray(value, dtype=np.float64).reshape(-1)
-        size = int(np.prod(space.shape))
-        if bound.size != size:
-            raise ArgumentError(name, f"{name}={bound.tolist()} must be {size} numbers, one per observation dimension.")
-        if not np.all(np.isfinite(bound)):
-            raise ArgumentError(
-                name, f"{name}={bound.tolist()} must be finite: give `low` and `high` for the observation space {space}."
-            )
-        return bound
 
     def cell_keys(self, observations: np.ndarray) -> np.ndarray:
         """The counter index of each observation's cell (one per row of ``observations``)."""

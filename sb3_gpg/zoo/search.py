@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import optuna
 from gymnasium import spaces
 
 from sb3_gpg.arguments import ArgumentError
 from sb3_gpg.binning import BINNING_NAMES, SPATIAL_BINNINGS, make_binning
+from sb3_gpg.exploration import grid_bounds
 from sb3_gpg.gpg import GPG
 from sb3_gpg.zoo.config import ALGO
 
@@ -124,12 +124,14 @@ class SearchSpace:
 
 
 def _bonus_fits(observation_space: spaces.Space | None) -> bool:
-    """Whether the bonus's grid fits the observations: a ``Box`` of a few dimensions with finite bounds."""
-    return (
-        isinstance(observation_space, spaces.Box)
-        and int(np.prod(observation_space.shape)) <= BONUS_MAX_DIMENSIONS
-        and bool(np.all(np.isfinite(observation_space.low)) and np.all(np.isfinite(observation_space.high)))
-    )
+    """Whether the bonus's grid fits the observations: bounds it accepts, over a few dimensions."""
+    if observation_space is None:
+        return False
+    try:
+        low, _ = grid_bounds(observation_space)
+    except ArgumentError:
+        return False
+    return low.size <= BONUS_MAX_DIMENSIONS
 
 
 def sample_bonus(trial: optuna.Trial) -> dict[str, Any] | None:
