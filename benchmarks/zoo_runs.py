@@ -162,15 +162,14 @@ def _normalized(value: Any) -> str:
 
 
 def _gpg_only_arguments() -> set[str]:
-    """GPG's constructor arguments that PPO's lacks (``binning``, ``collection``, ...)."""
+    """The keys of a ``gpg`` entry that a ``ppo`` entry lacks: GPG's own constructor arguments (``binning``, ...)."""
     import inspect
 
     from stable_baselines3 import PPO
 
-    from sb3_gpg import GPG
+    from sb3_gpg import zoo
 
-    named = {name for name, parameter in inspect.signature(GPG).parameters.items() if parameter.kind != parameter.VAR_KEYWORD}
-    return named - set(inspect.signature(PPO).parameters)
+    return set(zoo.valid_keys()) - set(zoo.ZOO_KEYS) - set(inspect.signature(PPO).parameters)
 
 
 def _label(value: Any) -> str:

@@ -41,10 +41,10 @@ def grid_bounds(
     """
     if not isinstance(space, spaces.Box):
         raise ArgumentError("vec_env_wrapper", f"VecCountBonus needs a Box observation space, not {space}.")
+    size = int(np.prod(space.shape))
     bounds = []
     for name, value in (("low", space.low if low is None else low), ("high", space.high if high is None else high)):
         bound = np.asarray(value, dtype=np.float64).reshape(-1)
-        size = int(np.prod(space.shape))
         if bound.size != size:
             raise ArgumentError(name, f"{name}={bound.tolist()} must be {size} numbers, one per observation dimension.")
         if not np.all(np.isfinite(bound)):
